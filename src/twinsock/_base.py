@@ -1,0 +1,344 @@
+"""What the blocking and the async socket share: everything that never waits.
+
+How this works.  ``SocketBase`` owns the operating-system socket, the read
+buffer and (for TLS) the engine.  It implements every method that completes
+at once (binding, options, addresses, state) plus the checks and address
+resolution both shells need before they wait.  ``net.Socket`` and
+``asyncnet.AsyncSocket`` subclass it and add only the methods that can wait,
+each a thin loop around the shared core.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from twinsock._core.buffer import ReadBuffer
+from twinsock._core.types import DEFAULT_FLAGS, SocketFlag
+from twinsock._sockopts import SockOpt, option_key
+from twinsock.addresses import check_port, is_ip_address, parse_ip_address
+from twinsock.errors import AddressError, SocketClosedError, SslError
+from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType
+
+if TYPE_CHECKING:
+    from twinsock._core.tls_engine import TlsEngine
+    from twinsock.tls import Certificate, SslContext
+
+__all__ = ["DISCONNECTION_ERRNOS", "SocketBase", "is_disconnection_error"]
+
+#: The errors ``SAFE_DISCONN`` turns into an end of stream.
+DISCONNECTION_ERRNOS = frozenset(
+    {errno.ECONNRESET, errno.EPIPE, errno.ENETRESET, errno.ECONNABORTED}
+)
+
+SockAddr = tuple[Any, ...] | str | bytes
+
+
+def is_disconnection_error(flags: SocketFlag, error: OSError | int) -> bool:
+    """True if ``flags`` has ``SAFE_DISCONN`` and ``error`` is a disconnection.
+
+    ``error`` is an ``OSError`` or an errno number.
+    """
+    if not isinstance(flags, SocketFlag):
+        raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
+    if SocketFlag.SAFE_DISCONN not in flags:
+        return False
+    code = error.errno if isinstance(error, OSError) else error
+    return code in DISCONNECTION_ERRNOS
+
+
+def is_safe(flags: SocketFlag) -> bool:
+    """Whether receive-side ``flags`` ask to absorb disconnections."""
+    return flags is DEFAULT_FLAGS or SocketFlag.SAFE_DISCONN in flags
+
+
+def is_peek(flags: SocketFlag) -> bool:
+    """Whether receive-side ``flags`` ask not to consume."""
+    if flags is DEFAULT_FLAGS:
+        return False
+    if not isinstance(flags, SocketFlag):
+        raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
+    return SocketFlag.PEEK in flags
+
+
+def any_address(family: int) -> str:
+    """The wildcard address of ``family`` (``""`` for ``bind_addr``)."""
+    return "::" if family == socket.AF_INET6 else "0.0.0.0"
+
+
+def check_family(address: str, family: int) -> None:
+    """Raise ``AddressError`` if an IP literal does not fit the socket's family."""
+    if family not in (socket.AF_INET, socket.AF_INET6) or not is_ip_address(address):
+        return
+    ip = parse_ip_address(address)
+    want = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    if want != family:
+        kind = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise AddressError(f"address {address!r} does not fit an {kind} socket")
+
+
+def sockaddr_text(sockaddr: SockAddr) -> tuple[str, int]:
+    """``(host, port)`` of a socket address; Unix paths give ``(path, 0)``."""
+    if isinstance(sockaddr, tuple):
+        return str(sockaddr[0]), int(sockaddr[1])
+    if isinstance(sockaddr, bytes):  # Linux abstract names
+        return sockaddr.decode("utf-8", "backslashreplace"), 0
+    return sockaddr or "", 0
+
+
+def format_endpoint(sockaddr: SockAddr) -> str:
+    """``127.0.0.1:80``, ``[::1]:80`` or a Unix path, for messages."""
+    host, port = sockaddr_text(sockaddr)
+    if not isinstance(sockaddr, tuple):
+        return host or "(unnamed)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def numeric_targets(address: str, port: int, family: int, sock_type: int) -> list[tuple[int, Any]]:
+    """Resolve without I/O when possible: ``[(family, sockaddr)]`` for IP literals."""
+    if not is_ip_address(address):
+        return []
+    ip = parse_ip_address(address)
+    if ip.version == 6:
+        return [(socket.AF_INET6, (str(ip), port, 0, 0))]
+    return [(socket.AF_INET, (str(ip), port))]
+
+
+def resolve_targets(
+    infos: list[tuple[Any, ...]], family: int
+) -> list[tuple[int, Any]]:
+    """``(family, sockaddr)`` pairs from ``getaddrinfo`` results, duplicates removed."""
+    seen = set()
+    targets = []
+    for info in infos:
+        fam, sockaddr = int(info[0]), info[4]
+        if family != socket.AF_UNSPEC and fam != family:
+            continue
+        key = (fam, sockaddr[:2])
+        if key not in seen:
+            seen.add(key)
+            targets.append((fam, sockaddr))
+    return targets
+
+
+class SocketBase:
+    """State and non-waiting methods shared by ``Socket`` and ``AsyncSocket``."""
+
+    _sock: socket.socket | None
+    _buf: ReadBuffer
+    _tls: TlsEngine | None
+    _tls_context: SslContext | None
+
+    def _init_base(self, sock: socket.socket, buffered: bool) -> None:
+        self._sock = sock
+        self._buf = ReadBuffer()
+        self._buffered = bool(buffered)
+        self._domain = _to_enum(Domain, sock.family)
+        self._sock_type = _to_enum(SockType, sock.type)
+        self._protocol = _to_enum(Protocol, sock.proto)
+        self._tls = None
+        self._tls_context = None
+
+    @staticmethod
+    def _new_native(domain: int, sock_type: int, protocol: int, inheritable: bool) -> socket.socket:
+        if domain == socket.AF_UNIX and protocol in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+            protocol = 0  # the TCP default means "the stream protocol" for Unix sockets
+        sock = socket.socket(int(domain), int(sock_type), int(protocol))
+        if inheritable:
+            sock.set_inheritable(True)
+        return sock
+
+    @staticmethod
+    def _adopt_native(sock: socket.socket | int) -> socket.socket:
+        if isinstance(sock, bool) or not isinstance(sock, (socket.socket, int)):
+            raise TypeError(f"from_native takes a socket.socket or a file descriptor, not {sock!r}")
+        if isinstance(sock, int):
+            sock = socket.socket(fileno=sock)
+        if sock.fileno() < 0:
+            raise SocketClosedError("from_native")
+        return sock
+
+    # -- state ------------------------------------------------------------------
+
+    def _open(self, operation: str) -> socket.socket:
+        sock = self._sock
+        if sock is None:
+            raise SocketClosedError(operation)
+        return sock
+
+    @property
+    def domain(self) -> Domain | int:
+        """The address family (``Domain.AF_INET``, ...)."""
+        return self._domain  # type: ignore[no-any-return]
+
+    @property
+    def sock_type(self) -> SockType | int:
+        """``SockType.SOCK_STREAM``, ``SOCK_DGRAM``, ..."""
+        return self._sock_type  # type: ignore[no-any-return]
+
+    @property
+    def protocol(self) -> Protocol | int:
+        """The protocol number (``Protocol.IPPROTO_TCP``, ...)."""
+        return self._protocol  # type: ignore[no-any-return]
+
+    @property
+    def buffered(self) -> bool:
+        """Whether reads go through the read-ahead buffer."""
+        return self._buffered
+
+    def is_closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._sock is None
+
+    def is_ssl(self) -> bool:
+        """True if the socket is wrapped in TLS."""
+        return self._tls is not None or self._tls_context is not None
+
+    def has_data_buffered(self) -> bool:
+        """True if received bytes wait in the buffer."""
+        return bool(self._buf)
+
+    def get_fd(self) -> int:
+        """The file descriptor (-1 once closed)."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def fileno(self) -> int:
+        """The file descriptor, for ``select`` and friends (-1 once closed)."""
+        return self.get_fd()
+
+    def _where(self) -> str:
+        """``local -> peer`` for error messages; never raises."""
+        sock = self._sock
+        if sock is None:
+            return "(closed)"
+        try:
+            local = format_endpoint(sock.getsockname())
+        except OSError:
+            local = "?"
+        try:
+            return f"{local} -> {format_endpoint(sock.getpeername())}"
+        except OSError:
+            return local
+
+    # -- binding ----------------------------------------------------------------
+
+    def bind_addr(self, port: int = 0, address: str = "") -> None:
+        """Bind to ``address:port``; ``""`` binds the any-address of the socket's family."""
+        sock = self._open("bind_addr")
+        port = check_port(port)
+        if not isinstance(address, str):
+            raise TypeError(f"address must be a str, not {type(address).__name__}")
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError("bind_addr needs an AF_INET or AF_INET6 socket; use bind_unix")
+        if not address:
+            address = any_address(sock.family)
+        check_family(address, sock.family)
+        targets = numeric_targets(address, port, sock.family, sock.type)
+        if not targets:
+            infos = socket.getaddrinfo(address, port, sock.family, sock.type, 0, socket.AI_PASSIVE)
+            targets = resolve_targets(infos, sock.family)
+            if not targets:
+                raise AddressError(f"{address!r} has no address of the socket's family")
+        sock.bind(targets[0][1])
+
+    def bind_unix(self, path: str) -> None:
+        """Bind an AF_UNIX socket; a path starting with ``"\\0"`` is an abstract name."""
+        sock = self._open("bind_unix")
+        sock.bind(_unix_path(sock, path))
+
+    def listen(self, backlog: int = SOMAXCONN) -> None:
+        """Accept connections, with at most ``backlog`` waiting to be accepted."""
+        sock = self._open("listen")
+        if isinstance(backlog, bool) or not isinstance(backlog, int):
+            raise TypeError(f"backlog must be an int, not {backlog!r}")
+        sock.listen(max(0, backlog))
+        sock.setblocking(False)  # accept tries first and waits on BlockingIOError
+
+    # -- options ------------------------------------------------------------------
+
+    def set_sock_opt(self, opt: SockOpt, value: bool, level: int | None = None) -> None:
+        """Set a boolean option; ``level=None`` picks the right level."""
+        sock = self._open("set_sock_opt")
+        lvl, name = option_key(opt, level)
+        sock.setsockopt(lvl, name, 1 if value else 0)
+
+    def get_sock_opt(self, opt: SockOpt, level: int | None = None) -> bool:
+        """Read a boolean option."""
+        sock = self._open("get_sock_opt")
+        lvl, name = option_key(opt, level)
+        return sock.getsockopt(lvl, name) != 0
+
+    def set_nagle(self, enabled: bool) -> None:
+        """Nagle's algorithm on (TCP_NODELAY = 0) or off (TCP_NODELAY = 1)."""
+        sock = self._open("set_nagle")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if enabled else 1)
+
+    def set_delay_ack(self, enabled: bool) -> None:
+        """Delayed ACKs on (TCP_QUICKACK = 0) or off (TCP_QUICKACK = 1, Linux)."""
+        sock = self._open("set_delay_ack")
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if quickack is None:
+            raise OSError(errno.ENOPROTOOPT, "TCP_QUICKACK is not available on this platform")
+        sock.setsockopt(socket.IPPROTO_TCP, quickack, 0 if enabled else 1)
+
+    # -- addresses ----------------------------------------------------------------
+
+    def get_local_addr(self) -> tuple[str, int]:
+        """The local address and port (Unix sockets: the path and 0)."""
+        return sockaddr_text(self._open("get_local_addr").getsockname())
+
+    def get_peer_addr(self) -> tuple[str, int]:
+        """The peer's address and port (IPv6 peers give IPv6 text)."""
+        return sockaddr_text(self._open("get_peer_addr").getpeername())
+
+    # -- TLS queries ----------------------------------------------------------------
+
+    def get_peer_certificates(self) -> list[Certificate]:
+        """The peer's verified chain, leaf first; empty without TLS or verification."""
+        self._open("get_peer_certificates")
+        return [] if self._tls is None else self._tls.peer_certificates()
+
+    def get_psk_identity(self) -> str | None:
+        """The PSK identity the peer used (server side), or ``None``."""
+        self._open("get_psk_identity")
+        return None if self._tls is None else self._tls.psk_identity()
+
+    # -- helpers for the shells ----------------------------------------------------------
+
+    def _check_send_to(self, sock: socket.socket) -> None:
+        if self.is_ssl():
+            raise SslError("send_to is not available on a TLS socket")
+        if sock.type != socket.SOCK_DGRAM:
+            raise OSError(
+                errno.EOPNOTSUPP,
+                f"send_to needs a datagram socket (SOCK_DGRAM), not {self._sock_type!r}",
+            )
+
+    def _close_native(self) -> None:
+        sock, self._sock = self._sock, None
+        self._buf.clear()
+        self._buf.ready.clear()
+        if sock is not None:
+            sock.close()
+
+
+def _to_enum(kind: Any, value: int) -> Any:  # Domain | SockType | Protocol | int
+    try:
+        return kind(value)
+    except ValueError:
+        return int(value)
+
+
+def _unix_path(sock: socket.socket, path: str) -> str | bytes:
+    if sock.family != socket.AF_UNIX:
+        raise ValueError("this call needs an AF_UNIX socket")
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, (str, bytes)) or not path:
+        raise ValueError(f"a Unix socket path must be a non-empty str, not {path!r}")
+    return path
+
+
+unix_path = _unix_path

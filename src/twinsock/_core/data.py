@@ -1,0 +1,42 @@
+"""Argument checks shared by both shells, so both reject bad input alike."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+__all__ = ["as_bytes", "check_max_length", "check_size"]
+
+
+def as_bytes(data: Any) -> bytes | bytearray | memoryview:
+    """Accept a bytes-like object or a ``str`` (encoded as UTF-8) for sending."""
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, memoryview):
+        return data.cast("B") if data.format != "B" or data.ndim != 1 else data
+    try:
+        return memoryview(data).cast("B")
+    except TypeError:
+        raise TypeError(
+            f"data to send must be bytes-like or str, not {type(data).__name__}"
+        ) from None
+
+
+def check_size(size: Any, name: str = "size") -> int:
+    """A byte count: a non-negative integer."""
+    try:
+        value = operator.index(size)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(size).__name__}") from None
+    if isinstance(size, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
+
+
+def check_max_length(max_length: Any) -> int:
+    """A line-length limit: a non-negative integer."""
+    return check_size(max_length, "max_length")

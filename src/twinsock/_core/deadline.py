@@ -1,0 +1,58 @@
+"""Deadlines: one time limit for a whole call, however many waits it makes.
+
+A ``Deadline`` is created when a call first has to wait, from the call's
+``timeout`` argument.  Each wait asks ``remaining()``; when it reaches zero
+the shell raises ``error()``, a ``NetTimeout`` naming the operation.
+``timeout=0`` means "do not wait": the call still takes what is already
+available, then times out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from twinsock.errors import NetTimeout
+
+__all__ = ["Deadline", "check_timeout"]
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """Validate a ``timeout`` argument: ``None`` or a finite number >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
+    return float(timeout)
+
+
+class Deadline:
+    """The moment a call must give up, measured on the monotonic clock."""
+
+    __slots__ = ("_expires", "operation", "timeout")
+
+    def __init__(self, timeout: float | None, operation: str) -> None:
+        self.timeout = check_timeout(timeout)
+        self.operation = operation
+        self._expires = None if self.timeout is None else time.monotonic() + self.timeout
+
+    def remaining(self) -> float | None:
+        """Seconds left (never negative), or ``None`` for no limit."""
+        if self._expires is None:
+            return None
+        return max(0.0, self._expires - time.monotonic())
+
+    def expired(self) -> bool:
+        """True once the time is up (never for ``timeout=None``)."""
+        return self._expires is not None and time.monotonic() >= self._expires
+
+    def error(self, where: str = "") -> NetTimeout:
+        """The ``NetTimeout`` to raise on expiry.
+
+        ``recv_line timed out after 0.3 s``, or with ``where`` (the endpoints):
+        ``recv_line 127.0.0.1:5000 -> 127.0.0.1:41234: timed out after 0.3 s``.
+        """
+        where = f" {where}:" if where else ""
+        return NetTimeout(f"{self.operation}{where} timed out after {self.timeout:g} s")

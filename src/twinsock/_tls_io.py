@@ -1,0 +1,155 @@
+"""The blocking shell's TLS pump: moves ciphertext between the socket and the engine.
+
+How this works.  The TLS state machine is ``_core.tls_engine.TlsEngine``
+(sans-I/O, shared with the async socket).  These functions only run its
+loop with blocking waits: hand the engine what the socket received, send
+what the engine produced, and repeat until the engine can answer.
+Decrypted bytes go into the socket's ordinary read buffer, so line reading,
+limits and deadlines behave exactly as without TLS.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from twinsock._base import is_disconnection_error
+from twinsock._core.buffer import READ_CHUNK
+from twinsock._core.deadline import Deadline
+from twinsock._core.tls_engine import TlsEngine
+from twinsock._core.types import DEFAULT_FLAGS
+from twinsock._wait import wait_readable, wait_writable
+from twinsock.errors import NetTimeout, SslError
+
+if TYPE_CHECKING:
+    from twinsock.net import Socket
+
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "blocking_accept_handshake",
+    "blocking_close_notify",
+    "blocking_fill",
+    "blocking_handshake",
+    "blocking_send",
+]
+
+#: How long ``accept`` on a TLS listener gives one client to finish its handshake.
+HANDSHAKE_TIMEOUT = 10.0
+#: How long ``close`` waits to hand close_notify to the OS.
+CLOSE_NOTIFY_TIMEOUT = 1.0
+
+log = logging.getLogger("twinsock")
+
+_DONTWAIT = socket.MSG_DONTWAIT
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+def _send_raw(sock: socket.socket, data: bytes, deadline: Deadline) -> None:
+    if not data:
+        return
+    if deadline.timeout is None:
+        sock.sendall(data, _NOSIGNAL)
+        return
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view, _DONTWAIT | _NOSIGNAL) :]
+        except BlockingIOError:
+            wait_writable(sock, deadline)
+
+
+def _recv_raw(sock: socket.socket, deadline: Deadline) -> bytes:
+    if deadline.timeout is None:
+        return sock.recv(READ_CHUNK)
+    while True:
+        try:
+            return sock.recv(READ_CHUNK, _DONTWAIT)
+        except BlockingIOError:
+            wait_readable(sock, deadline)
+
+
+def _pump_in(sock: socket.socket, engine: TlsEngine, deadline: Deadline, safe: bool) -> None:
+    """Flush what the engine wants sent, then feed it one chunk from the network."""
+    _send_raw(sock, engine.data_to_send(), deadline)
+    try:
+        raw = _recv_raw(sock, deadline)
+    except OSError as exc:
+        if isinstance(exc, NetTimeout) or not (safe and is_disconnection_error(DEFAULT_FLAGS, exc)):
+            raise
+        raw = b""
+    if raw:
+        engine.receive(raw)
+    else:
+        engine.receive_eof()
+
+
+def blocking_handshake(
+    owner: Socket, deadline: Deadline, *, server_side: bool, hostname: str | None
+) -> None:
+    """Create the engine for ``owner`` and complete the handshake within ``deadline``."""
+    context = owner._tls_context
+    if context is None:
+        raise SslError("the socket is not wrapped in a TLS context")
+    sock = owner._open(deadline.operation)
+    engine = TlsEngine(context, server_side=server_side, server_hostname=hostname)
+    while not engine.do_handshake():
+        _pump_in(sock, engine, deadline, safe=False)
+    _send_raw(sock, engine.data_to_send(), deadline)
+    owner._tls = engine
+
+
+def blocking_accept_handshake(client: Socket, accept_deadline: Deadline) -> bool:
+    """Handshake with a freshly accepted client; on failure log, close, return False."""
+    remaining = accept_deadline.remaining()
+    limit = HANDSHAKE_TIMEOUT if remaining is None else min(HANDSHAKE_TIMEOUT, remaining)
+    try:
+        peer = client._where()
+        blocking_handshake(client, Deadline(limit, "TLS handshake"), server_side=True,
+                           hostname=None)
+    except (OSError, ValueError) as exc:
+        log.warning("TLS handshake with %s failed: %s", peer, exc)
+        client._close_native()
+        return False
+    return True
+
+
+def blocking_fill(owner: Socket, deadline: Deadline, safe: bool) -> None:
+    """Decrypt at least one chunk into the read buffer, or record the end of stream."""
+    engine = owner._tls
+    assert engine is not None
+    sock = owner._open(deadline.operation)
+    while True:
+        plain = engine.read()
+        if plain is None:
+            _pump_in(sock, engine, deadline, safe)
+            continue
+        _send_raw(sock, engine.data_to_send(), deadline)
+        if plain:
+            owner._buf.feed(plain)
+        else:
+            owner._buf.feed_eof()
+        return
+
+
+def blocking_send(owner: Socket, data: Any, deadline: Deadline) -> None:
+    """Encrypt ``data`` and hand all of it to the OS."""
+    engine = owner._tls
+    sock = owner._open("send")
+    if engine is None:
+        raise SslError("send before the TLS handshake completed")
+    engine.write(data)
+    _send_raw(sock, engine.data_to_send(), deadline)
+
+
+def blocking_close_notify(owner: Socket) -> None:
+    """Queue and send close_notify, best effort, within ``CLOSE_NOTIFY_TIMEOUT``."""
+    engine = owner._tls
+    sock = owner._sock
+    if engine is None or sock is None:
+        return
+    try:
+        engine.start_close()
+        _send_raw(sock, engine.data_to_send(), Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
+    except (OSError, ValueError):
+        pass  # the peer may be gone already: closing must not fail

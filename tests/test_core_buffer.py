@@ -1,0 +1,235 @@
+"""The read buffer alone, with no sockets: SPEC section 5 over every split.
+
+Each case is fed whole, one byte at a time, and split at every position, and a
+hypothesis property compares random splits with a reference model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twinsock._core.buffer import ReadBuffer
+from twinsock._core.types import CRLF, ReadLineResult
+from twinsock.errors import LineTooLong
+
+
+def splits(data: bytes) -> Iterator[list[bytes]]:
+    """Whole, byte by byte, and cut in two at every position."""
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    for cut in range(1, len(data)):
+        yield [data[:cut], data[cut:]]
+
+
+def reference_lines(stream: bytes) -> tuple[list[bytes], bytes]:
+    """What recv_line must return for a whole stream, and the partial tail."""
+    *complete, tail = stream.split(b"\n")
+    lines = [(line[:-1] if line.endswith(b"\r") else line) or CRLF for line in complete]
+    return lines, tail
+
+
+def read_all_lines(chunks: Sequence[bytes], max_length: int = 1000) -> tuple[list[bytes], bytes]:
+    """Feed chunks one by one, reading every line as soon as it is complete."""
+    buf = ReadBuffer()
+    lines: list[bytes] = []
+    for chunk in [*chunks, None]:
+        if chunk is None:
+            buf.feed_eof()
+        else:
+            buf.feed(chunk)
+        while True:
+            # Half the time use the shells' fast lane, as the shells do.
+            if buf.ready and len(lines) % 2:
+                line = buf.ready.pop()
+                lines.append(line or CRLF)
+                continue
+            got = buf.recv_line(max_length)
+            if got is None or got == b"":
+                break
+            lines.append(got)
+    tail = buf.take(len(buf))
+    return lines, tail
+
+
+CASES = [
+    b"hello\r\nworld\n",
+    b"\r\n\n\r\n",
+    b"a\rb\r\n",  # lone CR is data
+    b"\r\r\n",  # a CR before the CRLF stays in the line
+    b"partial",
+    b"line\npartial\r",
+    b"x" * 50 + b"\n" + b"y\r\n" * 40 + b"tail",
+]
+
+
+@pytest.mark.parametrize("stream", CASES)
+def test_lines_are_the_same_whatever_the_split(stream: bytes) -> None:
+    expected = reference_lines(stream)
+    for chunks in splits(stream):
+        assert read_all_lines(chunks) == expected, chunks
+
+
+def test_empty_line_and_end_of_stream_differ() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"\r\n")
+    assert buf.recv_line(100) == CRLF
+    assert buf.recv_line(100) is None  # nothing yet: wait
+    buf.feed_eof()
+    assert buf.recv_line(100) == b""
+
+
+def test_end_of_stream_mid_line_keeps_the_partial() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"abc")
+    buf.feed_eof()
+    assert buf.recv_line(100) == b""
+    assert buf.recv_line(100) == b""  # still there, still b""
+    assert buf.read_line(100) == (ReadLineResult.PARTIAL_LINE, b"abc")
+    assert buf.read_line(100) == (ReadLineResult.DISCONNECTED, b"")
+
+
+def test_read_line_statuses() -> None:
+    buf = ReadBuffer()
+    assert buf.read_line(100) is None
+    buf.feed(b"\r\nx\n")
+    assert buf.read_line(100) == (ReadLineResult.FULL_LINE, b"")
+    assert buf.read_line(100) == (ReadLineResult.FULL_LINE, b"x")
+
+
+def test_peek_does_not_consume() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"one\r\ntwo\n")
+    assert buf.recv_line(100, peek=True) == b"one"
+    assert buf.recv_line(100, peek=True) == b"one"
+    assert buf.recv_line(100) == b"one"
+    assert buf.recv_line(100, peek=True) == b"two"
+    assert buf.read_line(100, peek=True) == (ReadLineResult.FULL_LINE, b"two")
+    assert buf.recv_line(100) == b"two"
+
+
+@pytest.mark.parametrize("max_length", [0, 1, 5, 6])
+def test_line_too_long_consumes_nothing(max_length: int) -> None:
+    stream = b"abcdef\r\nok\n"
+    for chunks in splits(stream):
+        buf = ReadBuffer()
+        raised_at = None
+        for index, chunk in enumerate(chunks):
+            buf.feed(chunk)
+            try:
+                buf.recv_line(max_length)
+            except LineTooLong as exc:
+                assert exc.max_length == max_length
+                raised_at = index
+                break
+        if max_length >= 6:
+            assert raised_at is None
+            continue
+        assert raised_at is not None, chunks
+        for rest in chunks[raised_at + 1 :]:
+            buf.feed(rest)
+        # nothing was consumed: the whole stream is still there
+        assert buf.take(len(buf)) == stream
+
+
+def test_line_of_exactly_max_length_with_crlf_split_before_the_lf() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"abc\r")
+    assert buf.recv_line(3) is None  # the CR may be the terminator: not too long yet
+    buf.feed(b"\n")
+    assert buf.recv_line(3) == b"abc"
+
+
+def test_no_newline_is_detected_as_soon_as_the_limit_is_passed() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"x" * 10)
+    assert buf.recv_line(10) is None
+    buf.feed(b"y")
+    with pytest.raises(LineTooLong):
+        buf.recv_line(10)
+    assert len(buf) == 11
+
+
+def test_sized_reads_after_batched_lines_see_the_right_bytes() -> None:
+    buf = ReadBuffer()
+    stream = b"".join(b"line%d\r\n" % i for i in range(200)) + b"RAW-PAYLOAD"
+    buf.feed(stream)
+    got = [buf.recv_line(100) for _ in range(3)]
+    assert got == [b"line0", b"line1", b"line2"]
+    assert buf.ready  # a batch is out
+    buf.ready.pop()  # line3 through the fast lane
+    assert buf.take(7) == b"line4\r\n"
+    lines = []
+    while (line := buf.recv_line(100)) is not None:
+        lines.append(line)
+    assert lines == [b"line%d" % i for i in range(5, 200)]
+    assert buf.take(100) == b"RAW-PAYLOAD"
+
+
+def test_alternating_lines_and_sized_reads() -> None:
+    # A Redis-like protocol: "$5\r\nhello\r\n" repeated.
+    stream = b"$5\r\nhello\r\n" * 300
+    for chunks in ([stream], [stream[i : i + 7] for i in range(0, len(stream), 7)]):
+        buf = ReadBuffer()
+        for chunk in chunks:
+            buf.feed(chunk)
+        buf.feed_eof()
+        for _ in range(300):
+            assert buf.recv_line(100) == b"$5"
+            assert buf.take(5) == b"hello"
+            assert buf.recv_line(100) == CRLF
+        assert buf.recv_line(100) == b""
+
+
+def test_take_into_and_skip_and_unread() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"0123")
+    buf.feed(b"456789")
+    target = bytearray(4)
+    assert buf.take_into(memoryview(target)) == 4
+    assert target == b"0123"
+    assert buf.skip(2) == 2
+    buf.unread(b"AB")
+    assert buf.take(100) == b"AB6789"
+    assert buf.skip(5) == 0
+
+
+def test_has_line_end_and_bool() -> None:
+    buf = ReadBuffer()
+    assert not buf
+    buf.feed(b"ab")
+    assert buf and not buf.has_line_end()
+    buf.feed(b"\n")
+    assert buf.has_line_end()
+
+
+def test_search_resumes_where_it_stopped() -> None:
+    # Byte by byte with no newline: each call only looks at the new byte.
+    buf = ReadBuffer()
+    for _ in range(5000):
+        buf.feed(b"x")
+        assert buf.recv_line(10_000) is None
+    assert buf._scanned == 5000  # the search never restarts from the beginning
+    buf.feed(b"\n")
+    assert buf.recv_line(10_000) == b"x" * 5000
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b"xyz" * 20]), max_size=40),
+    st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),
+)
+def test_random_splits_match_the_reference(pieces: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(pieces)
+    chunks = []
+    pos = 0
+    for size in cuts * (len(stream) // max(1, sum(cuts)) + 1):
+        if pos >= len(stream):
+            break
+        chunks.append(stream[pos : pos + size])
+        pos += size
+    assert b"".join(chunks) == stream
+    assert read_all_lines(chunks) == reference_lines(stream)
