@@ -1,0 +1,332 @@
+"""Shared helpers for the benchmarks: servers in subprocesses, the load generator, tables.
+
+How this works: every server runs in its own process (``servers.py`` for the
+Python ones, ``_build/echo_epoll`` for the C ceiling), started on port 0; it
+prints ``LISTENING <port>`` when it is ready, which :func:`start_server` waits
+for (bounded), or ``UNAVAILABLE <reason>``, which becomes :class:`Unavailable`.
+The C load generator (``_build/loadgen``, built on demand by ``_build.py``)
+runs in another process and prints one JSON object. With two or more CPUs the
+server is pinned to the last CPU and the load generator to the first, so that
+they never share a core (``--no-pin`` turns this off). Servers are stopped by
+their pid only (SIGTERM, then SIGKILL after a grace period). Figures are
+printed, never asserted: this machine is shared and noisy, so each benchmark
+interleaves its peers round by round and compares them within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from _build import build
+
+BENCH_DIR = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+START_TIMEOUT = 15.0
+
+
+class Unavailable(Exception):
+    """The implementation cannot run here (for example twinsock's sockets are not written yet)."""
+
+
+@dataclass
+class Pinning:
+    """Which CPU the load generator and the server get (None: no pinning)."""
+
+    client_cpu: int | None
+    server_cpu: int | None
+
+    @classmethod
+    def choose(cls, enabled: bool) -> Pinning:
+        cpus = sorted(os.sched_getaffinity(0))
+        if not enabled or len(cpus) < 2:
+            return cls(None, None)
+        return cls(cpus[0], cpus[-1])
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    if cpu is not None:
+        # the process may already be gone; pinning is only a refinement
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {cpu})
+
+
+@dataclass
+class ServerSpec:
+    """One server to benchmark: a label for the tables and how to start it."""
+
+    label: str
+    kind: str  # a name from servers.py, or "c_epoll"
+    uvloop: bool = False
+
+    def command(self) -> list[str]:
+        if self.kind == "c_epoll":
+            return [str(build("echo_epoll")), "0", HOST]
+        cmd = [sys.executable, str(BENCH_DIR / "servers.py"), self.kind, "0"]
+        return [*cmd, "--uvloop"] if self.uvloop else cmd
+
+
+@dataclass
+class Server:
+    """A running server subprocess."""
+
+    spec: ServerSpec
+    proc: subprocess.Popen[bytes]
+    port: int
+    stderr_file: IO[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process (VmRSS from /proc/PID/status), in KiB."""
+        return proc_status_kib(self.pid, "VmRSS")
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        self.stderr_file.flush()
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")[-limit:]
+
+    def stop(self) -> None:
+        """Stop the server by its pid: SIGTERM, then SIGKILL after 3 s."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout=3)
+        self.stderr_file.close()
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _read_line(stream: IO[bytes], deadline: float) -> bytes:
+    """One line from a pipe, waiting no later than ``deadline`` (b"" on timeout or EOF)."""
+    fd = stream.fileno()
+    data = b""
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b""
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            return b""
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def start_server(spec: ServerSpec, cpu: int | None = None) -> Server:
+    """Start ``spec`` on a free loopback port and wait until it listens.
+
+    Raises:
+        Unavailable: the server reported that it cannot run here.
+        RuntimeError: it died or did not listen within START_TIMEOUT seconds.
+    """
+    # closed by Server.stop(): it lives as long as the server
+    stderr_file = tempfile.TemporaryFile()  # noqa: SIM115
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        spec.command(), stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    pin(proc.pid, cpu)
+    assert proc.stdout is not None
+    line = _read_line(proc.stdout, time.monotonic() + START_TIMEOUT).decode().strip()
+    server = Server(spec, proc, 0, stderr_file)
+    if line.startswith("LISTENING "):
+        server.port = int(line.split()[1])
+        return server
+    server.stop()
+    if line.startswith("UNAVAILABLE"):
+        stderr_file.close()
+        raise Unavailable(line.removeprefix("UNAVAILABLE").strip())
+    raise RuntimeError(f"{spec.label} did not start: {line!r}\n{server.stderr_tail()}")
+
+
+@contextmanager
+def running(spec: ServerSpec, cpu: int | None = None) -> Iterator[Server]:
+    server = start_server(spec, cpu)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run_loadgen(
+    port: int, conns: int, line_len: int, duration: float, warmup: float, cpu: int | None = None
+) -> dict[str, Any]:
+    """Run the C load generator's echo mode against 127.0.0.1:port; its JSON result."""
+    cmd = [str(build("loadgen")), "echo", HOST, str(port), str(conns), str(line_len),
+           str(duration), str(warmup)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pin(proc.pid, cpu)
+    try:
+        out, err = proc.communicate(timeout=duration + warmup + 90)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise RuntimeError("loadgen did not finish in time") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({proc.returncode}): {err.decode()}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def echo_once(
+    spec: ServerSpec, conns: int, line_len: int, duration: float, warmup: float, pinning: Pinning
+) -> dict[str, Any]:
+    """Start a server, drive it with the load generator once, stop it."""
+    with running(spec, pinning.server_cpu) as server:
+        cpu0, t0 = proc_cpu_seconds(server.pid), time.monotonic()
+        result = run_loadgen(server.port, conns, line_len, duration, warmup, pinning.client_cpu)
+        # the server's CPU share over the whole load run (connect + warm-up + measure)
+        result["server_cpu"] = (proc_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        return result
+
+
+@dataclass
+class Samples:
+    """The per-round figures of one peer (empty when it could not run)."""
+
+    label: str
+    values: list[float] = field(default_factory=list)
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    @property
+    def best(self) -> float | None:
+        return max(self.values) if self.values else None
+
+
+def interleaved_echo(
+    specs: Sequence[ServerSpec],
+    conns: int,
+    line_len: int,
+    duration: float,
+    warmup: float,
+    rounds: int,
+    pinning: Pinning,
+) -> dict[str, Samples]:
+    """Run every server once per round, peers alternating, ``rounds`` times.
+
+    Returns requests/s samples per label; p50/p99 and errors are kept in ``extra``.
+    """
+    results = {spec.label: Samples(spec.label) for spec in specs}
+    for round_no in range(rounds):
+        order = specs if round_no % 2 == 0 else list(reversed(specs))
+        for spec in order:
+            samples = results[spec.label]
+            if samples.unavailable is not None:
+                continue
+            try:
+                res = echo_once(spec, conns, line_len, duration, warmup, pinning)
+            except Unavailable as exc:
+                samples.unavailable = str(exc) or "not available"
+                continue
+            samples.values.append(float(res["requests_per_s"]))
+            samples.extra.append(res)
+            progress(
+                f"  round {round_no + 1}/{rounds} {spec.label:<28}"
+                f" {res['requests_per_s']:>10.0f} req/s"
+                f"  p50 {res['p50_us']:>6.0f} us  p99 {res['p99_us']:>6.0f} us"
+                f"  errors {res['errors']}  cpu loadgen {res['loadgen_cpu']:.2f}"
+                f" server {res['server_cpu']:.2f}"
+            )
+    return results
+
+
+def median_of(samples: Samples, key: str) -> float | None:
+    values = [float(e[key]) for e in samples.extra if key in e]
+    return statistics.median(values) if values else None
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "not available"
+    return f"{value:,.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table (so it pastes into bench/README.md as is)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser, duration: float, warmup: float, rounds: int
+) -> None:
+    parser.add_argument("--duration", type=float, default=duration,
+                        help=f"measured seconds per run (default {duration})")
+    parser.add_argument("--warmup", type=float, default=warmup,
+                        help=f"warm-up seconds per run (default {warmup})")
+    parser.add_argument("--rounds", type=int, default=rounds,
+                        help=f"interleaved rounds; the median is reported (default {rounds})")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: one short round")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the server and the load generator to separate CPUs")
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    if args.quick:
+        args.duration = min(args.duration, 0.5)
+        args.warmup = min(args.warmup, 0.2)
+        args.rounds = 1
+
+
+def twinsock_available(module: str) -> str | None:
+    """None when ``twinsock.<module>`` imports, else the reason it does not."""
+    try:
+        __import__(f"twinsock.{module}")
+    except ImportError as exc:
+        return f"not available ({exc})"
+    return None

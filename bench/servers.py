@@ -1,0 +1,228 @@
+"""Line-echo servers for the benchmarks, one per implementation.
+
+How this works: ``python bench/servers.py NAME PORT [--uvloop]`` starts the
+echo server NAME on 127.0.0.1:PORT (PORT 0 picks a free port), prints
+``LISTENING <port>`` on stdout once it accepts connections and serves until it
+is killed. Every server echoes each received line with a ``\\n`` terminator.
+When the implementation cannot run (twinsock's sockets not written yet,
+uvloop missing) it prints ``UNAVAILABLE <reason>`` and exits with status 3, so
+the benchmark can report "not available" instead of crashing. The soft
+RLIMIT_NOFILE is raised to the hard limit so that a server can hold 10,000
+connections.
+
+Servers:
+    stdlib_thread_makefile  thread per connection, makefile("rb").readline + sendall
+    twinsock_thread         thread per connection, twinsock Socket.recv_line + send
+    asyncio_streams         asyncio.start_server, readline + write + drain
+    asyncio_protocol        a raw asyncio.Protocol that splits lines and writes them back
+    twinsock_async          twinsock AsyncSocket, recv_line + send, a task per connection
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import socket
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+UNAVAILABLE_STATUS = 3
+HOST = "127.0.0.1"
+BACKLOG = 4096
+
+
+def announce(port: int) -> None:
+    """Tell the parent process that the server listens, and on which port."""
+    sys.stdout.write(f"LISTENING {port}\n")
+    sys.stdout.flush()
+
+
+def unavailable(reason: str) -> None:
+    sys.stdout.write(f"UNAVAILABLE {reason}\n")
+    sys.stdout.flush()
+    sys.exit(UNAVAILABLE_STATUS)
+
+
+def raise_nofile_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- blocking, a thread per connection ---------------------------------------
+
+
+def stdlib_thread_makefile(port: int) -> None:
+    listener = socket.create_server((HOST, port), backlog=BACKLOG)
+    announce(listener.getsockname()[1])
+
+    def serve(conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        try:
+            while line := reader.readline():
+                conn.sendall(line)
+        except OSError:
+            pass
+        finally:
+            reader.close()
+            conn.close()
+
+    while True:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def twinsock_thread(port: int) -> None:
+    try:
+        from twinsock.net import Socket
+    except ImportError as exc:
+        unavailable(f"twinsock.net: {exc}")
+    listener = Socket()
+    listener.bind_addr(port, HOST)
+    listener.listen(BACKLOG)
+    announce(listener.get_local_addr()[1])
+
+    def serve(conn: Any) -> None:
+        try:
+            while line := conn.recv_line():
+                conn.send((b"" if line == b"\r\n" else line) + b"\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    while True:
+        conn = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+# -- asyncio -----------------------------------------------------------------
+
+
+async def asyncio_streams(port: int) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, HOST, port, backlog=BACKLOG)
+    announce(server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
+class LineEchoProtocol(asyncio.Protocol):
+    """Callbacks only: the ceiling for any coroutine API on the same loop."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.pending:
+            self.pending += data
+            data = bytes(self.pending)
+            self.pending.clear()
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            self.transport.write(data[start : end + 1])
+            start = end + 1
+        if start < len(data):
+            self.pending += data[start:]
+
+
+async def asyncio_protocol(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(LineEchoProtocol, HOST, port, backlog=BACKLOG)
+    announce(server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
+async def twinsock_async(port: int) -> None:
+    try:
+        from twinsock.asyncnet import AsyncSocket
+    except ImportError as exc:
+        unavailable(f"twinsock.asyncnet: {exc}")
+    listener = AsyncSocket()
+    listener.bind_addr(port, HOST)
+    listener.listen(BACKLOG)
+    announce(listener.get_local_addr()[1])
+
+    async def serve(conn: Any) -> None:
+        try:
+            while line := await conn.recv_line():
+                await conn.send((b"" if line == b"\r\n" else line) + b"\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        conn = await listener.accept()
+        task = asyncio.create_task(serve(conn))
+        tasks.add(task)  # keep a reference: the loop holds tasks weakly
+        task.add_done_callback(tasks.discard)
+
+
+BLOCKING: dict[str, Callable[[int], None]] = {
+    "stdlib_thread_makefile": stdlib_thread_makefile,
+    "twinsock_thread": twinsock_thread,
+}
+ASYNC: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
+    "asyncio_streams": asyncio_streams,
+    "asyncio_protocol": asyncio_protocol,
+    "twinsock_async": twinsock_async,
+}
+NAMES = (*BLOCKING, *ASYNC)
+
+
+def run_async(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    if not use_uvloop:
+        asyncio.run(main)
+        return
+    try:
+        import uvloop
+    except ImportError as exc:
+        main.close()
+        unavailable(f"uvloop: {exc}")
+    uvloop.run(main)
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv if not a.startswith("--")]
+    use_uvloop = "--uvloop" in argv
+    if len(args) != 2 or args[0] not in NAMES:
+        sys.stderr.write(f"usage: servers.py NAME PORT [--uvloop]; NAME is one of {NAMES}\n")
+        return 2
+    name, port = args[0], int(args[1])
+    raise_nofile_limit()
+    try:
+        if name in BLOCKING:
+            if use_uvloop:
+                sys.stderr.write(f"{name} is blocking: --uvloop does not apply\n")
+                return 2
+            BLOCKING[name](port)
+        else:
+            run_async(ASYNC[name](port), use_uvloop)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
