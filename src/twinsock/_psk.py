@@ -418,8 +418,12 @@ class _Bridge:
 
         return self._read_pointer(sslctx, _CTX_OFFSET, _ssl._SSLContext)
 
-    def _check_ctx(self, sslctx: ssl.SSLContext, ptr: int) -> None:
-        """OpenSSL must report what Python set, including a toggled option bit."""
+    def _check_ctx(self, sslctx: ssl.SSLContext, ptr: int, *, toggle: bool = True) -> None:
+        """OpenSSL must report what Python set (with ``toggle``: a flipped option bit too).
+
+        Only toggle on a context no other thread uses yet: connections created
+        meanwhile would copy the flipped bit.
+        """
         lib = self.lib
         expected_mode = {
             ssl.CERT_NONE: 0,
@@ -428,12 +432,15 @@ class _Bridge:
         }[sslctx.verify_mode]
         original = sslctx.options
         try:
-            for options in (original ^ ssl.OP_NO_TICKET, original):
+            for options in (original ^ ssl.OP_NO_TICKET, original) if toggle else ():
                 sslctx.options = options
                 if int(lib.SSL_CTX_get_options(ptr)) != int(sslctx.options):
                     raise SslError("PSK bridge check failed: SSL_CTX options disagree with Python")
         finally:
-            sslctx.options = original
+            if toggle:
+                sslctx.options = original
+        if int(lib.SSL_CTX_get_options(ptr)) != int(original):
+            raise SslError("PSK bridge check failed: SSL_CTX options disagree with Python")
         if lib.SSL_CTX_get_verify_mode(ptr) != expected_mode:
             raise SslError("PSK bridge check failed: SSL_CTX verify mode disagrees with Python")
 
@@ -450,9 +457,10 @@ class _Bridge:
 
     # -- public entry points -------------------------------------------------
 
-    def ctx_pointer(self, sslctx: ssl.SSLContext) -> int:
+    def ctx_pointer(self, sslctx: ssl.SSLContext, *, toggle: bool = True) -> int:
+        """The checked ``SSL_CTX *`` of ``sslctx``."""
         ptr = self._raw_ctx_pointer(sslctx)
-        self._check_ctx(sslctx, ptr)
+        self._check_ctx(sslctx, ptr, toggle=toggle)
         return ptr
 
     def ssl_pointer(self, sslobj: ssl.SSLObject) -> int:
@@ -460,7 +468,8 @@ class _Bridge:
 
         inner = getattr(sslobj, "_sslobj", None)
         ptr = self._read_pointer(inner, _SSL_OFFSET, _ssl._SSLSocket)  # type: ignore[attr-defined]
-        if self.lib.SSL_get_SSL_CTX(ptr) != self.ctx_pointer(sslobj.context):
+        # The context is shared by live connections: check it without toggling.
+        if self.lib.SSL_get_SSL_CTX(ptr) != self.ctx_pointer(sslobj.context, toggle=False):
             raise SslError("PSK bridge check failed: SSL object does not belong to its context")
         if bool(self.lib.SSL_is_server(ptr)) != sslobj.server_side:
             raise SslError("PSK bridge check failed: SSL object has the wrong role")

@@ -27,9 +27,11 @@ from twinsock.errors import SslError
 
 __all__ = [
     "Certificate",
+    "ClientGetPskFunc",
     "HandshakeType",
     "ProtVersion",
     "SslAcceptResult",
+    "ServerGetPskFunc",
     "SslContext",
     "VerifyMode",
     "new_context",
@@ -88,6 +90,11 @@ class Certificate:
         issuer, subject = _issuer_and_subject(der)
         return cls(der=der, pem=ssl.DER_cert_to_PEM_cert(der), subject=subject, issuer=issuer)
 
+
+#: ``hint -> (identity, key)``: the PSK a client offers (Nim's ``SslClientGetPskFunc``).
+ClientGetPskFunc = Callable[[str | None], tuple[str, bytes]]
+#: ``identity -> key``, ``None`` to reject (Nim's ``SslServerGetPskFunc``).
+ServerGetPskFunc = Callable[[str], bytes | None]
 
 _VERSIONS = {
     ProtVersion.SSLV23: (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED),
@@ -370,8 +377,3 @@ def _issuer_and_subject(der: bytes) -> tuple[str, str]:
         return _name_text(der, issuer[1], issuer[2]), _name_text(der, subject[1], subject[2])
     except (IndexError, ValueError) as exc:
         raise SslError(f"cannot parse the peer's certificate: {exc}") from exc
-
-
-# Type of the PSK callbacks, for users' annotations.
-ClientGetPskFunc = Callable[[str | None], tuple[str, bytes]]
-ServerGetPskFunc = Callable[[str], bytes | None]

@@ -225,6 +225,8 @@ class TlsEngine:
         self._psk_used = used and self._psk.identity is not None
         if self._psk_client and not self._psk_used:
             identity = self._psk.identity
+            with contextlib.suppress(ssl.SSLError):
+                self._obj.unwrap()  # tell the server we are leaving (close_notify)
             raise self._failed(
                 PskError(
                     "the server answered with a certificate handshake instead of the PSK"
