@@ -185,11 +185,22 @@ def running(spec: ServerSpec, cpu: int | None = None) -> Iterator[Server]:
 
 
 def run_loadgen(
-    port: int, conns: int, line_len: int, duration: float, warmup: float, cpu: int | None = None
+    port: int,
+    conns: int,
+    line_len: int,
+    duration: float,
+    warmup: float,
+    cpu: int | None = None,
+    server_pid: int = 0,
 ) -> dict[str, Any]:
-    """Run the C load generator's echo mode against 127.0.0.1:port; its JSON result."""
+    """Run the C load generator's echo mode against 127.0.0.1:port; its JSON result.
+
+    With ``server_pid`` the result has ``server_cpu`` (the server's CPU share
+    during the measured window) and ``req_per_cpu_s`` (requests per server
+    CPU-second).
+    """
     cmd = [str(build("loadgen")), "echo", HOST, str(port), str(conns), str(line_len),
-           str(duration), str(warmup)]
+           str(duration), str(warmup), str(server_pid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pin(proc.pid, cpu)
     try:
@@ -201,6 +212,8 @@ def run_loadgen(
     if proc.returncode != 0:
         raise RuntimeError(f"loadgen failed ({proc.returncode}): {err.decode()}")
     result: dict[str, Any] = json.loads(out)
+    if result.get("server_cpu", -1) > 0:
+        result["req_per_cpu_s"] = result["requests_per_s"] / result["server_cpu"]
     return result
 
 
@@ -209,11 +222,8 @@ def echo_once(
 ) -> dict[str, Any]:
     """Start a server, drive it with the load generator once, stop it."""
     with running(spec, pinning.server_cpu) as server:
-        cpu0, t0 = proc_cpu_seconds(server.pid), time.monotonic()
-        result = run_loadgen(server.port, conns, line_len, duration, warmup, pinning.client_cpu)
-        # the server's CPU share over the whole load run (connect + warm-up + measure)
-        result["server_cpu"] = (proc_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
-        return result
+        return run_loadgen(server.port, conns, line_len, duration, warmup, pinning.client_cpu,
+                           server.pid)
 
 
 @dataclass
@@ -265,7 +275,7 @@ def interleaved_echo(
                 f"  round {round_no + 1}/{rounds} {spec.label:<28}"
                 f" {res['requests_per_s']:>10.0f} req/s"
                 f"  p50 {res['p50_us']:>6.0f} us  p99 {res['p99_us']:>6.0f} us"
-                f"  errors {res['errors']}  cpu loadgen {res['loadgen_cpu']:.2f}"
+                f"  errors {res['errors']}  CPU share: loadgen {res['loadgen_cpu']:.2f}"
                 f" server {res['server_cpu']:.2f}"
             )
     return results
@@ -330,3 +340,94 @@ def twinsock_available(module: str) -> str | None:
     except ImportError as exc:
         return f"not available ({exc})"
     return None
+
+
+def start_stream_sender(
+    port: int, line_len: int, total_bytes: int, duration: float, cpu: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start the C sender: it connects to 127.0.0.1:port and streams ``total_bytes``.
+
+    ``line_len`` > 0 sends lines of that length ("x" * (line_len - 1) + "\\n");
+    0 sends raw bytes. It stops early after ``duration`` seconds (at a line
+    boundary) and closes.
+    """
+    cmd = [str(build("loadgen")), "stream", HOST, str(port), str(line_len), str(total_bytes),
+           str(duration)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pin(proc.pid, cpu)
+    return proc
+
+
+def finish_sender(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """Wait (bounded) for a stream sender and return its JSON report."""
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise RuntimeError("stream sender did not finish") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"stream sender failed: {err.decode()}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+@contextmanager
+def pinned_self(cpu: int | None) -> Iterator[None]:
+    """Run the block with this process pinned to ``cpu`` (no-op for None)."""
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def paired_ratio(a: Samples, b: Samples, key: str = "requests_per_s") -> float | None:
+    """Median over rounds of a/b, each round's two figures measured back to back.
+
+    Less sensitive than a ratio of medians to a noisy neighbour slowing one
+    whole round down.
+    """
+    pairs = [
+        float(x[key]) / float(y[key])
+        for x, y in zip(a.extra, b.extra, strict=False)
+        if key in x and key in y and float(y[key]) > 0
+    ]
+    return statistics.median(pairs) if pairs else None
+
+
+ECHO_HEADERS = ("server", "req/s", "ratio", "paired ratio", "req per server CPU-s", "CPU ratio",
+                "p50 us", "p99 us", "errors")
+
+
+def echo_rows(results: dict[str, Samples], base_label: str) -> list[list[str]]:
+    """Rows for :data:`ECHO_HEADERS`: medians, and ratios to ``base_label``.
+
+    "ratio" is the ratio of the median req/s; "paired ratio" the median of the
+    per-round ratios; "CPU ratio" compares requests per server CPU-second.
+    """
+    base = results[base_label]
+    base_eff = median_of(base, "req_per_cpu_s")
+    rows = []
+    for s in results.values():
+        if s.unavailable is not None:
+            rows.append([s.label, "not available", "", "", "", "", "", "", s.unavailable[:60]])
+            continue
+        eff = median_of(s, "req_per_cpu_s")
+        paired = paired_ratio(s, base)
+        rows.append([
+            s.label,
+            fmt(s.median),
+            ratio(s.median, base.median),
+            "n/a" if paired is None else f"{paired:.2f}",
+            fmt(eff),
+            ratio(eff, base_eff),
+            fmt(median_of(s, "p50_us")),
+            fmt(median_of(s, "p99_us")),
+            str(sum(int(e["errors"]) for e in s.extra)),
+        ])
+    return rows

@@ -22,7 +22,12 @@
  * benchmarks).
  *
  * Usage:
- *   loadgen echo   HOST PORT CONNS LINE_LEN DURATION WARMUP
+ *   loadgen echo   HOST PORT CONNS LINE_LEN DURATION WARMUP [SERVER_PID]
+ *
+ * With SERVER_PID, echo mode also reports the server's CPU share during the
+ * measured window (from /proc/PID/stat), so requests per server CPU-second can
+ * be computed: a figure that other tenants of a shared machine disturb less
+ * than requests per second.
  *   loadgen idle   HOST PORT CONNS DURATION
  *   loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION   (LINE_LEN 0: raw bytes)
  */
@@ -72,6 +77,27 @@ static double cpu_seconds(void) {
 }
 
 static double cpu_at_measure;
+static int server_pid;              /* 0: unknown */
+static double server_cpu_at_measure;
+
+/* CPU seconds (user + system, all threads) of another process, from /proc; -1 if unknown. */
+static double proc_cpu_seconds(int pid) {
+    if (pid <= 0) return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    unsigned long long utime = 0, stime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
 
 static double now(void) {
     struct timespec ts;
@@ -209,6 +235,7 @@ static int run(const struct sockaddr_in *addr, int nconns, int repeat, double wa
             measuring = 1;
             *measured = t;
             cpu_at_measure = cpu_seconds();
+            server_cpu_at_measure = proc_cpu_seconds(server_pid);
             end_at = t + duration;
         }
         if (measuring && t >= end_at) break;
@@ -296,7 +323,8 @@ static void make_line(size_t len) {
 }
 
 static int mode_echo(int argc, char **argv) {
-    if (argc != 8) return 2;
+    if (argc != 8 && argc != 9) return 2;
+    if (argc == 9) server_pid = atoi(argv[8]);
     struct sockaddr_in addr;
     if (parse_addr(argv[2], argv[3], &addr) < 0) return 2;
     int nconns = atoi(argv[4]);
@@ -310,11 +338,14 @@ static int mode_echo(int argc, char **argv) {
     int alive = run(&addr, nconns, 1, warmup, duration, &measured, &connected);
     double elapsed = now() - measured;
     double cpu = cpu_seconds() - cpu_at_measure;
+    double server_cpu = proc_cpu_seconds(server_pid);
+    server_cpu = (server_cpu >= 0 && server_cpu_at_measure >= 0 && elapsed > 0)
+                     ? (server_cpu - server_cpu_at_measure) / elapsed : -1;
     (void)alive;
     printf("{\"mode\": \"echo\", \"conns\": %d, \"connected\": %d, \"line_len\": %zu, "
-           "\"duration_s\": %.3f, \"loadgen_cpu\": %.3f, \"requests\": %llu, "
+           "\"duration_s\": %.3f, \"loadgen_cpu\": %.3f, \"server_cpu\": %.3f, \"requests\": %llu, "
            "\"requests_per_s\": %.1f, \"p50_us\": %.0f, \"p99_us\": %.0f, \"errors\": %llu}\n",
-           nconns, connected, len, elapsed, elapsed > 0 ? cpu / elapsed : 0.0,
+           nconns, connected, len, elapsed, elapsed > 0 ? cpu / elapsed : 0.0, server_cpu,
            (unsigned long long)n_requests,
            elapsed > 0 ? (double)n_requests / elapsed : 0.0, percentile(0.50), percentile(0.99),
            (unsigned long long)n_errors);
@@ -412,7 +443,7 @@ int main(int argc, char **argv) {
     else if (argc >= 2 && strcmp(argv[1], "stream") == 0) rc = mode_stream(argc, argv);
     if (rc == 2) {
         fprintf(stderr,
-                "usage: loadgen echo HOST PORT CONNS LINE_LEN DURATION WARMUP\n"
+                "usage: loadgen echo HOST PORT CONNS LINE_LEN DURATION WARMUP [SERVER_PID]\n"
                 "       loadgen idle HOST PORT CONNS DURATION\n"
                 "       loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION\n");
     }
