@@ -1,0 +1,465 @@
+"""The ``twinsock`` command (also ``python -m twinsock``): SPEC section 8.
+
+How this works.  ``main`` parses the arguments with one ``argparse``
+sub-parser per command and runs the command's function, which returns the
+exit status.  The error contract lives in ``main`` alone: a bad argument
+(argparse's own errors and the checks the commands make before any I/O)
+prints one line and exits 2; a network or TLS failure (``OSError``, which
+includes ``NetTimeout``, and ``ssl.SSLError``) prints one line and exits 1;
+Ctrl-C or SIGTERM ends quietly with 0.  Status lines go to stderr, so that
+stdout carries only data (``connect`` and ``listen`` print received lines
+there).
+
+- ``chat`` and ``echo`` run the servers of ``twinsock._chat`` on an
+  ``AsyncSocket`` until interrupted.
+- ``connect`` and ``listen`` bridge stdin and stdout to one blocking
+  connection: a thread sends stdin's lines, another prints the received
+  lines.  At the end of stdin the sending side is shut down, so the peer
+  sees the end of the stream, and the command ends when the peer closes.
+- ``bench`` is in ``twinsock._bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn
+
+from twinsock import __version__
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+PROG = "twinsock"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 12345
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+class CommandError(Exception):
+    """A failure that already has its one-line message: exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``main`` prints them)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# -- argument types ------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0..65535")
+    return port
+
+
+def _remote_port(text: str) -> int:
+    port = _port(text)
+    if port == 0:
+        raise argparse.ArgumentTypeError("cannot connect to port 0")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 3600] seconds")
+    return value
+
+
+def _count(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _hex_key(text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hexadecimal key: {text!r}") from None
+    if not key:
+        raise argparse.ArgumentTypeError("the key is empty")
+    return key
+
+
+# -- the parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``twinsock`` argument parser (one sub-parser per command)."""
+    parser = _Parser(
+        prog=PROG,
+        description="Line-oriented TCP tools built on twinsock's sockets.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    chat = commands.add_parser("chat", help="run the seed's chat server (asyncnet example)")
+    _add_listen_address(chat)
+    chat.set_defaults(run=_cmd_chat)
+
+    echo = commands.add_parser("echo", help="run a line echo server on an AsyncSocket")
+    _add_listen_address(echo)
+    echo.add_argument("--tls", action="store_true", help="serve TLS (needs --cert)")
+    echo.add_argument("--cert", metavar="FILE", help="PEM certificate chain (may hold the key)")
+    echo.add_argument("--key", metavar="FILE", help="PEM private key")
+    echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    echo.set_defaults(run=_cmd_echo)
+
+    connect = commands.add_parser(
+        "connect", help="connect; send stdin's lines, print the received lines"
+    )
+    connect.add_argument("host", help="host name or IP address")
+    connect.add_argument("port", type=_remote_port, help="TCP port")
+    connect.add_argument("--tls", action="store_true", help="use TLS (certificate verified)")
+    connect.add_argument("--ca", metavar="FILE", help="trust the CAs in this PEM file")
+    connect.add_argument(
+        "--insecure", action="store_true", help="TLS without verifying the certificate"
+    )
+    connect.add_argument("--psk-identity", metavar="ID", help="TLS with a pre-shared key")
+    connect.add_argument("--psk-key", metavar="HEX", type=_hex_key, help="the key, in hex")
+    connect.add_argument(
+        "--timeout", type=_seconds, default=10.0, help="connect timeout in seconds (10)"
+    )
+    connect.set_defaults(run=_cmd_connect)
+
+    listen = commands.add_parser(
+        "listen", help="accept one connection and bridge it to stdin/stdout"
+    )
+    listen.add_argument("port", type=_port, help="TCP port (0: any free port)")
+    listen.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"numeric address to listen on ({DEFAULT_HOST})"
+    )
+    listen.set_defaults(run=_cmd_listen)
+
+    bench = commands.add_parser(
+        "bench", help="echo benchmark: twinsock AsyncSocket against asyncio streams"
+    )
+    bench.add_argument(
+        "--seconds", type=_seconds, default=2.0, help="measuring time per server (2)"
+    )
+    bench.add_argument(
+        "--connections", type=_count(1, 5000), default=50, help="client connections (50)"
+    )
+    bench.add_argument("--size", type=_count(2, 65536), default=64, help="line length (64)")
+    bench.add_argument("--uvloop", action="store_true", help="run the servers on uvloop")
+    bench.add_argument("--serve", choices=["twinsock", "asyncio"], help=argparse.SUPPRESS)
+    bench.set_defaults(run=_cmd_bench)
+    return parser
+
+
+def _add_listen_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"TCP port, 0: any free ({DEFAULT_PORT})"
+    )
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twinsock`` command line; return the exit status."""
+    parser = build_parser()
+    command = PROG
+    try:  # the error contract (module docstring) is kept here and only here
+        args = parser.parse_args(argv)
+        command = f"{PROG} {args.command}"
+        status: int = args.run(args)
+        return status
+    except UsageError as exc:
+        _say(f"{exc} (try --help)")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except CommandError as exc:
+        _say(f"{command}: {exc}")
+        return EXIT_ERROR
+    except (OSError, ssl.SSLError) as exc:
+        _say(f"{command}: {describe_error(exc)}")
+        return EXIT_ERROR
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error: the OS's words without ``[Errno N]`` where there are some."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ssl.SSLError):
+        text = exc.strerror
+        if exc.filename:
+            text = f"{exc.filename}: {text}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _say(line: str) -> None:
+    """Write one status line to stderr."""
+    sys.stderr.write(line.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM end a blocking command the way Ctrl-C does: quietly, exit status 0."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _run_async(coro: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
+    """Run a server coroutine until Ctrl-C (``KeyboardInterrupt``) or SIGTERM (returns)."""
+    if not use_uvloop:
+        asyncio.run(_until_terminated(coro))
+        return
+    try:
+        import uvloop
+    except ImportError:
+        coro.close()
+        raise CommandError("uvloop is not installed (pip install 'twinsock[uvloop]')") from None
+    uvloop.run(_until_terminated(coro))
+
+
+async def _until_terminated(coro: Coroutine[Any, Any, None]) -> None:
+    """Await ``coro``; SIGTERM cancels it and counts as a normal end."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not terminated:
+            raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _require_asyncnet() -> None:
+    try:
+        import twinsock.asyncnet  # noqa: F401
+    except ImportError as exc:
+        raise CommandError(f"twinsock.asyncnet is not available: {exc}") from None
+
+
+def _announce(what: str) -> Any:
+    def ready(address: object) -> None:
+        _say(f"{what} listening on {address} (Ctrl-C to stop)")
+
+    return ready
+
+
+# -- chat and echo ------------------------------------------------------------------------
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    _require_asyncnet()
+    from twinsock import _chat
+
+    _run_async(_chat.serve_chat(args.host, args.port, ready=_announce("chat server")), False)
+    return EXIT_OK
+
+
+def _cmd_echo(args: argparse.Namespace) -> int:
+    if (args.cert or args.key) and not args.tls:
+        raise UsageError(f"{PROG} echo: --cert and --key need --tls")
+    if args.tls and not args.cert:
+        raise UsageError(f"{PROG} echo: --tls needs --cert FILE (and --key FILE)")
+    _require_asyncnet()
+    from twinsock import _chat
+
+    context = None
+    if args.tls:
+        from twinsock import asyncnet, tls
+
+        if not hasattr(asyncnet, "wrap_socket"):
+            raise CommandError("TLS is not available: twinsock.asyncnet has no wrap_socket")
+        context = tls.new_context(cert_file=args.cert, key_file=args.key)
+    what = "TLS echo server" if args.tls else "echo server"
+    server = _chat.serve_echo(args.host, args.port, ready=_announce(what), tls_context=context)
+    _run_async(server, args.uvloop)
+    return EXIT_OK
+
+
+# -- connect and listen ---------------------------------------------------------------------
+
+
+def _client_context(args: argparse.Namespace) -> Any:
+    """The TLS context ``connect`` asked for, or ``None`` for plain TCP."""
+    psk = args.psk_identity is not None or args.psk_key is not None
+    if psk and (args.psk_identity is None or args.psk_key is None):
+        raise UsageError(f"{PROG} connect: --psk-identity and --psk-key go together")
+    if args.insecure and args.ca:
+        raise UsageError(f"{PROG} connect: --insecure and --ca contradict each other")
+    if psk and (args.ca or args.insecure):
+        raise UsageError(f"{PROG} connect: PSK uses no certificates (--ca, --insecure)")
+    if (args.ca or args.insecure) and not args.tls:
+        raise UsageError(f"{PROG} connect: --ca and --insecure need --tls")
+    if not (args.tls or psk):
+        return None
+    from twinsock import tls
+
+    if psk:
+        identity: str = args.psk_identity
+        key: bytes = args.psk_key
+        context = tls.new_context(verify_mode=tls.VerifyMode.NONE, cipher_list="PSK")
+        context.client_get_psk_func = lambda hint: (identity, key)
+        return context
+    mode = tls.VerifyMode.NONE if args.insecure else tls.VerifyMode.PEER
+    return tls.new_context(verify_mode=mode, ca_file=args.ca)
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from twinsock import net
+
+    context = _client_context(args)
+    if context is not None and not hasattr(net, "wrap_connected_socket"):
+        raise CommandError("TLS is not available: twinsock.net has no wrap_connected_socket")
+    try:
+        sock = net.dial(args.host, args.port, timeout=args.timeout)
+    except OSError as exc:
+        reason = describe_error(exc)
+        raise CommandError(f"cannot connect to {args.host}:{args.port}: {reason}") from exc
+    try:
+        if context is not None:
+            from twinsock.tls import HandshakeType
+
+            net.wrap_connected_socket(  # type: ignore[attr-defined,unused-ignore]
+                context, sock, HandshakeType.CLIENT, hostname=args.host, timeout=args.timeout
+            )
+        _say(f"connected to {_peer_text(sock)}")
+        return _bridge(sock)
+    finally:
+        sock.close()
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    from twinsock import simple
+    from twinsock.addresses import IPFamily, SocketAddress
+
+    try:
+        address = SocketAddress.create(args.host, args.port, IPFamily.UNSPEC)
+    except ValueError as exc:
+        raise UsageError(f"{PROG} listen: {exc}") from None
+    _interrupt_on_sigterm()
+    with simple.listen(address, backlog=1) as listener:
+        _say(f"listening on {listener.addr} (one connection)")
+        conn = listener.accept()
+    with conn:
+        _say(f"connection from {conn.addr}")
+        return _bridge(conn)
+
+
+def _peer_text(sock: Any) -> str:
+    host, port = sock.get_peer_addr()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bridge(sock: Any) -> int:
+    """Copy stdin's lines to ``sock`` and ``sock``'s lines to stdout until the peer closes."""
+    failure: list[BaseException] = []
+    peer_done = threading.Event()
+
+    def receive() -> None:
+        out = sys.stdout.buffer
+        try:
+            while line := sock.recv_line():
+                out.write(b"\n" if line == b"\r\n" else line + b"\n")
+                out.flush()
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            peer_done.set()
+
+    def send() -> None:
+        try:
+            for line in sys.stdin.buffer:
+                sock.send(line if line.endswith(b"\n") else line + b"\n")
+            _shutdown_write(sock)
+        except BaseException as exc:
+            if not peer_done.is_set():
+                failure.append(exc)
+                peer_done.set()
+
+    threading.Thread(target=receive, name="twinsock-receive", daemon=True).start()
+    threading.Thread(target=send, name="twinsock-send", daemon=True).start()
+    while not peer_done.wait(0.2):
+        pass
+    if failure:
+        raise failure[0]
+    return EXIT_OK
+
+
+def _shutdown_write(sock: Any) -> None:
+    """Tell the peer no more data comes (TCP half-close; TLS: close_notify on close)."""
+    if sock.is_ssl() or sock.is_closed():
+        return
+    twin = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        twin.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # already disconnected: the receiving side will notice
+    finally:
+        twin.close()
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from twinsock import _bench
+
+    if args.serve:
+        if args.serve == "twinsock":
+            _require_asyncnet()
+        _run_async(_bench.serve(args.serve), args.uvloop)
+        return EXIT_OK
+    if args.uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise CommandError("uvloop is not installed (pip install 'twinsock[uvloop]')") from None
+    return _bench.run(
+        seconds=args.seconds,
+        connections=args.connections,
+        size=args.size,
+        use_uvloop=args.uvloop,
+    )
