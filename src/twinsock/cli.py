@@ -29,6 +29,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, NoReturn
 
@@ -43,6 +44,9 @@ EXIT_USAGE = 2
 PROG = "twinsock"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 12345
+
+#: After the end of stdin, how long a TLS ``connect`` waits for more data.
+TLS_LINGER = 1.0
 
 
 class UsageError(Exception):
@@ -394,9 +398,16 @@ def _peer_text(sock: Any) -> str:
 
 
 def _bridge(sock: Any) -> int:
-    """Copy stdin's lines to ``sock`` and ``sock``'s lines to stdout until the peer closes."""
+    """Copy stdin's lines to ``sock`` and ``sock``'s lines to stdout until the peer closes.
+
+    At the end of stdin a plain TCP connection is half-closed and the bridge
+    waits for the peer to finish.  TLS has no half-close, so a TLS bridge
+    waits until the peer has been quiet for ``TLS_LINGER`` seconds, then closes.
+    """
     failure: list[BaseException] = []
     peer_done = threading.Event()
+    stdin_done = threading.Event()
+    last_heard = [time.monotonic()]
 
     def receive() -> None:
         out = sys.stdout.buffer
@@ -404,6 +415,7 @@ def _bridge(sock: Any) -> int:
             while line := sock.recv_line():
                 out.write(b"\n" if line == b"\r\n" else line + b"\n")
                 out.flush()
+                last_heard[0] = time.monotonic()
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
         finally:
@@ -413,16 +425,21 @@ def _bridge(sock: Any) -> int:
         try:
             for line in sys.stdin.buffer:
                 sock.send(line if line.endswith(b"\n") else line + b"\n")
+            last_heard[0] = time.monotonic()
             _shutdown_write(sock)
         except BaseException as exc:
             if not peer_done.is_set():
                 failure.append(exc)
                 peer_done.set()
+        finally:
+            stdin_done.set()
 
     threading.Thread(target=receive, name="twinsock-receive", daemon=True).start()
     threading.Thread(target=send, name="twinsock-send", daemon=True).start()
-    while not peer_done.wait(0.2):
-        pass
+    tls = sock.is_ssl()
+    while not peer_done.wait(0.1):
+        if tls and stdin_done.is_set() and time.monotonic() - last_heard[0] > TLS_LINGER:
+            break
     if failure:
         raise failure[0]
     return EXIT_OK
