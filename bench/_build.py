@@ -1,8 +1,9 @@
-"""Compile the benchmarks' C helpers (loadgen, echo_epoll) with gcc, cached.
+"""Compile the benchmarks' C helpers (loadgen, echo_epoll, loadgen_tls) with gcc, cached.
 
 How this works: each ``NAME.c`` in this folder is compiled to
 ``bench/_build/NAME`` with ``gcc -O2``. The binary is rebuilt only when the
-source is newer than it (or it is missing), so calling :func:`build` before
+source is newer than it (or it is missing); ``loadgen_tls`` links OpenSSL
+(``libssl-dev`` headers), so calling :func:`build` before
 every benchmark costs a couple of ``stat`` calls. Run this file directly to
 build everything: ``python bench/_build.py``.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BUILD_DIR = BENCH_DIR / "_build"
-PROGRAMS = ("loadgen", "echo_epoll")
+PROGRAMS = ("loadgen", "echo_epoll", "loadgen_tls")
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-std=gnu11")
+LIBS: dict[str, tuple[str, ...]] = {"loadgen_tls": ("-lssl", "-lcrypto")}
 
 
 def build(name: str) -> Path:
@@ -36,7 +38,9 @@ def build(name: str) -> Path:
     BUILD_DIR.mkdir(exist_ok=True)
     tmp = binary.with_suffix(".tmp")
     proc = subprocess.run(
-        [gcc, *CFLAGS, "-o", str(tmp), str(source)], capture_output=True, text=True
+        [gcc, *CFLAGS, "-o", str(tmp), str(source), *LIBS.get(name, ())],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"compiling {source.name} failed:\n{proc.stderr}")

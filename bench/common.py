@@ -72,11 +72,13 @@ class ServerSpec:
     label: str
     kind: str  # a name from servers.py, or "c_epoll"
     uvloop: bool = False
+    extra_args: tuple[str, ...] = ()  # for example ("--cert", F, "--key", F)
+    tls: bool = False  # drive it with loadgen_tls
 
     def command(self) -> list[str]:
         if self.kind == "c_epoll":
             return [str(build("echo_epoll")), "0", HOST]
-        cmd = [sys.executable, str(BENCH_DIR / "servers.py"), self.kind, "0"]
+        cmd = [sys.executable, str(BENCH_DIR / "servers.py"), self.kind, "0", *self.extra_args]
         return [*cmd, "--uvloop"] if self.uvloop else cmd
 
 
@@ -192,6 +194,7 @@ def run_loadgen(
     warmup: float,
     cpu: int | None = None,
     server_pid: int = 0,
+    tls: bool = False,
 ) -> dict[str, Any]:
     """Run the C load generator's echo mode against 127.0.0.1:port; its JSON result.
 
@@ -199,8 +202,9 @@ def run_loadgen(
     during the measured window) and ``req_per_cpu_s`` (requests per server
     CPU-second).
     """
-    cmd = [str(build("loadgen")), "echo", HOST, str(port), str(conns), str(line_len),
-           str(duration), str(warmup), str(server_pid)]
+    mode = [str(build("loadgen_tls"))] if tls else [str(build("loadgen")), "echo"]
+    cmd = [*mode, HOST, str(port), str(conns), str(line_len), str(duration), str(warmup),
+           str(server_pid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pin(proc.pid, cpu)
     try:
@@ -223,7 +227,7 @@ def echo_once(
     """Start a server, drive it with the load generator once, stop it."""
     with running(spec, pinning.server_cpu) as server:
         return run_loadgen(server.port, conns, line_len, duration, warmup, pinning.client_cpu,
-                           server.pid)
+                           server.pid, spec.tls)
 
 
 @dataclass

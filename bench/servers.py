@@ -1,6 +1,6 @@
 """Line-echo servers for the benchmarks, one per implementation.
 
-How this works: ``python bench/servers.py NAME PORT [--uvloop]`` starts the
+How this works: ``python bench/servers.py NAME PORT [--uvloop] [--cert F --key F]`` starts the
 echo server NAME on 127.0.0.1:PORT (PORT 0 picks a free port), prints
 ``LISTENING <port>`` on stdout once it accepts connections and serves until it
 is killed. Every server echoes each received line with a ``\\n`` terminator.
@@ -17,13 +17,17 @@ Servers:
     asyncio_protocol        a raw asyncio.Protocol that splits lines and writes them back
     asyncio_buffered_protocol  the same as an asyncio.BufferedProtocol (recv_into, no allocation)
     twinsock_async          twinsock AsyncSocket, recv_line + send, a task per connection
+    asyncio_streams_tls     asyncio_streams with ssl= (needs --cert/--key)
+    twinsock_async_tls      twinsock_async on a wrap_socket'ed listener (needs --cert/--key)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import resource
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -225,6 +229,66 @@ async def twinsock_async(port: int) -> None:
         task.add_done_callback(tasks.discard)
 
 
+# -- TLS (issue 4): certificate and key paths come from --cert / --key ---------
+
+TLS_FILES: dict[str, str] = {}
+
+
+def server_ssl_context() -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(TLS_FILES["cert"], TLS_FILES["key"])
+    return ctx
+
+
+async def asyncio_streams_tls(port: int) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, HOST, port, backlog=BACKLOG,
+                                        ssl=server_ssl_context())
+    announce(server.sockets[0].getsockname()[1])
+    async with server:
+        await server.serve_forever()
+
+
+async def twinsock_async_tls(port: int) -> None:
+    try:
+        from twinsock import tls
+        from twinsock.asyncnet import AsyncSocket, wrap_socket
+    except ImportError as exc:
+        unavailable(f"twinsock TLS on AsyncSocket: {exc}")
+    ctx = tls.new_context(verify_mode=tls.VerifyMode.NONE, cert_file=TLS_FILES["cert"],
+                          key_file=TLS_FILES["key"])
+    listener = AsyncSocket()
+    wrap_socket(ctx, listener)
+    listener.bind_addr(port, HOST)
+    listener.listen(BACKLOG)
+    announce(listener.get_local_addr()[1])
+
+    async def serve(conn: Any) -> None:
+        try:
+            while line := await conn.recv_line():
+                await conn.send((b"" if line == b"\r\n" else line) + b"\n")
+        except OSError:  # SslError is an OSError too (ssl.SSLError)
+            pass
+        finally:
+            conn.close()
+
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        conn = await listener.accept()
+        task = asyncio.create_task(serve(conn))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
 BLOCKING: dict[str, Callable[[int], None]] = {
     "stdlib_thread_makefile": stdlib_thread_makefile,
     "twinsock_thread": twinsock_thread,
@@ -234,7 +298,10 @@ ASYNC: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "asyncio_protocol": asyncio_protocol,
     "asyncio_buffered_protocol": asyncio_buffered_protocol,
     "twinsock_async": twinsock_async,
+    "asyncio_streams_tls": asyncio_streams_tls,
+    "twinsock_async_tls": twinsock_async_tls,
 }
+TLS_SERVERS = ("asyncio_streams_tls", "twinsock_async_tls")
 NAMES = (*BLOCKING, *ASYNC)
 
 
@@ -251,21 +318,25 @@ def run_async(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    use_uvloop = "--uvloop" in argv
-    if len(args) != 2 or args[0] not in NAMES:
-        sys.stderr.write(f"usage: servers.py NAME PORT [--uvloop]; NAME is one of {NAMES}\n")
-        return 2
-    name, port = args[0], int(args[1])
+    parser = argparse.ArgumentParser(description="Run one benchmark echo server.")
+    parser.add_argument("name", choices=NAMES)
+    parser.add_argument("port", type=int, help="0 picks a free port")
+    parser.add_argument("--uvloop", action="store_true", help="async servers: run on uvloop")
+    parser.add_argument("--cert", help="TLS servers: certificate chain (PEM)")
+    parser.add_argument("--key", help="TLS servers: private key (PEM)")
+    args = parser.parse_args(argv)
+    if args.name in TLS_SERVERS:
+        if not (args.cert and args.key):
+            parser.error(f"{args.name} needs --cert and --key")
+        TLS_FILES.update(cert=args.cert, key=args.key)
     raise_nofile_limit()
     try:
-        if name in BLOCKING:
-            if use_uvloop:
-                sys.stderr.write(f"{name} is blocking: --uvloop does not apply\n")
-                return 2
-            BLOCKING[name](port)
+        if args.name in BLOCKING:
+            if args.uvloop:
+                parser.error(f"{args.name} is blocking: --uvloop does not apply")
+            BLOCKING[args.name](args.port)
         else:
-            run_async(ASYNC[name](port), use_uvloop)
+            run_async(ASYNC[args.name](args.port), args.uvloop)
     except KeyboardInterrupt:
         pass
     return 0
