@@ -324,6 +324,25 @@ class SocketBase:
             sock.close()
 
 
+def prepare_wrap(ctx: SslContext, sock: SocketBase, handshake: Any = None) -> bool:
+    """Check ``wrap_*`` arguments and attach ``ctx``; return True for the server side."""
+    from twinsock.tls import HandshakeType, SslContext
+
+    if not isinstance(ctx, SslContext):
+        raise TypeError(f"ctx must be an SslContext from new_context(), not {ctx!r}")
+    if not isinstance(sock, SocketBase):
+        raise TypeError(f"sock must be a twinsock socket, not {sock!r}")
+    native = sock._open("wrap_socket")
+    if native.type != socket.SOCK_STREAM:
+        raise SslError("TLS needs a stream socket (SOCK_STREAM)")
+    if sock._tls is not None:
+        raise SslError("the socket is already wrapped in TLS")
+    if handshake is not None and not isinstance(handshake, HandshakeType):
+        raise TypeError(f"handshake must be a HandshakeType, not {handshake!r}")
+    sock._tls_context = ctx
+    return handshake is HandshakeType.SERVER
+
+
 def _to_enum(kind: Any, value: int) -> Any:  # Domain | SockType | Protocol | int
     try:
         return kind(value)

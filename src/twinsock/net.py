@@ -28,6 +28,7 @@ from twinsock._base import (
     is_peek,
     is_safe,
     numeric_targets,
+    prepare_wrap,
     resolve_targets,
     sockaddr_text,
     unix_path,
@@ -50,6 +51,7 @@ from twinsock._wait import wait_any_writable, wait_readable, wait_writable
 from twinsock.addresses import IpAddress, check_port, parse_ip_address
 from twinsock.errors import NetTimeout, SocketClosedError
 from twinsock.nativesockets import Domain, Protocol, SockType, to_sock_type
+from twinsock.tls import HandshakeType, SslContext
 
 __all__ = [
     "BUFFER_SIZE",
@@ -63,6 +65,8 @@ __all__ = [
     "dial",
     "get_primary_ip_addr",
     "is_disconnection_error",
+    "wrap_connected_socket",
+    "wrap_socket",
 ]
 
 _DONTWAIT = socket.MSG_DONTWAIT
@@ -674,14 +678,17 @@ def _race(
     describe: str,
 ) -> socket.socket:
     """Run the Happy Eyeballs schedule over non-blocking connects; return the winner."""
-    attempts: Attempts[tuple[int, Any]] = Attempts(targets)
-    racing: dict[socket.socket, tuple[int, Any]] = {}
+    # The schedule works on endpoint texts so that the notes of the final error
+    # read "attempt to [::1]:80 failed ...", not a raw sockaddr tuple.
+    by_endpoint = {format_endpoint(sockaddr): (family, sockaddr) for family, sockaddr in targets}
+    attempts: Attempts[str] = Attempts(list(by_endpoint))
+    racing: dict[socket.socket, str] = {}
     winner: socket.socket | None = None
     try:
         while winner is None:
             now = time.monotonic()
             while winner is None and (target := attempts.next_target(now)) is not None:
-                family, sockaddr = target
+                family, sockaddr = by_endpoint[target]
                 sock = socket.socket(family, sock_type, protocol)
                 sock.setblocking(False)
                 code = sock.connect_ex(sockaddr)
@@ -713,10 +720,10 @@ def _race(
             if winner is None and deadline.expired():
                 error = deadline.error(describe.removeprefix("dial "))
                 for failure in attempts.failures:
-                    error.add_note(f"attempt to {format_endpoint(failure.target[1])} failed "
+                    error.add_note(f"attempt to {failure.target} failed "
                                    f"after {failure.elapsed:.3f} s: {failure.error!r}")
                 for target in racing.values():
-                    error.add_note(f"attempt to {format_endpoint(target[1])} did not answer")
+                    error.add_note(f"attempt to {target} did not answer")
                 raise error
     finally:
         for sock in racing:
@@ -724,6 +731,31 @@ def _race(
                 sock.close()
     winner.setblocking(True)
     return winner
+
+
+def wrap_socket(ctx: SslContext, sock: Socket) -> None:
+    """Make an unconnected ``sock`` a TLS socket: the handshake runs inside
+    ``connect`` (client; the host name is checked and sent as SNI) or inside
+    ``accept`` for each client (server; see ``HANDSHAKE_TIMEOUT``)."""
+    prepare_wrap(ctx, sock)
+
+
+def wrap_connected_socket(
+    ctx: SslContext,
+    sock: Socket,
+    handshake: HandshakeType = HandshakeType.CLIENT,
+    hostname: str | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Run the TLS handshake on a connected ``sock`` now, within ``timeout``.
+
+    ``hostname`` sets SNI and is what the certificate is checked against; a
+    verifying client without one raises ``ValueError`` before any I/O.
+    """
+    server_side = prepare_wrap(ctx, sock, handshake)
+    sock._tls_handshake(
+        Deadline(timeout, "wrap_connected_socket"), server_side=server_side, hostname=hostname
+    )
 
 
 def get_primary_ip_addr(dest: IpAddress | str | None = None) -> IpAddress:

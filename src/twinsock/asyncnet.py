@@ -1,0 +1,969 @@
+"""Async buffered sockets (Nim's ``asyncnet``): ``AsyncSocket`` and ``dial``.
+
+How this works.  ``AsyncSocket`` is the twin of ``net.Socket``: the same
+``SocketBase`` (everything that does not wait) and the same sans-I/O core
+(read buffer, deadlines, Happy Eyeballs plan); only the waiting differs.
+
+* A connected stream socket is driven by an asyncio transport (the default
+  loop's or uvloop's) and a small ``Protocol`` that pushes every received
+  chunk into the read buffer.  The socket stays registered with the loop, so
+  no wait ever re-registers it, and a read the buffer can already answer
+  completes without suspending.
+* A waiting read parks one future (``_read_waiter``) that the protocol
+  resolves when data, end of stream or an error arrives.  Nothing is consumed
+  until a read completes, so cancelling a waiting coroutine loses nothing.
+* ``send`` hands data to the transport, which writes to the OS at once when
+  it can; it waits only while the transport holds more than
+  ``WRITE_HIGH_WATER`` bytes, and feeds large payloads in slices so memory
+  stays bounded when the peer does not read.
+* Listening and datagram sockets have no transport: they try the system call
+  first and wait for readiness with ``add_reader`` / ``add_writer`` only on
+  ``BlockingIOError`` (uvloop has no ``sock_recvfrom``, so none is used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from typing import Any
+
+from twinsock._base import (
+    SocketBase,
+    check_family,
+    format_endpoint,
+    is_disconnection_error,
+    is_peek,
+    is_safe,
+    prepare_wrap,
+    sockaddr_text,
+    unix_path,
+)
+from twinsock._core.data import as_bytes, check_max_length, check_size
+from twinsock._core.deadline import Deadline, check_timeout
+from twinsock._core.eyeballs import Attempts, interleave
+from twinsock._core.types import (
+    BUFFER_SIZE,
+    CRLF,
+    DEFAULT_FLAGS,
+    MAX_LINE_LENGTH,
+    LineResult,
+    ReadLineResult,
+    SocketFlag,
+)
+from twinsock._sockopts import SockOpt
+from twinsock.addresses import check_port
+from twinsock.errors import NetTimeout, SocketClosedError
+from twinsock.nativesockets import Domain, Protocol, SockType, to_sock_type
+from twinsock.net import Resolver, _getaddrinfo
+from twinsock.net import _resolve as _resolve_blocking
+from twinsock.tls import HandshakeType, SslContext
+
+__all__ = [
+    "BUFFER_SIZE",
+    "MAX_LINE_LENGTH",
+    "READ_HIGH_WATER",
+    "WRITE_HIGH_WATER",
+    "AsyncSocket",
+    "LineResult",
+    "ReadLineResult",
+    "SockOpt",
+    "SocketFlag",
+    "dial",
+    "is_disconnection_error",
+    "wrap_connected_socket",
+    "wrap_socket",
+]
+
+#: ``send`` waits while the transport holds more than this many unsent bytes.
+WRITE_HIGH_WATER = 256 * 1024
+#: The transport stops reading while this much is buffered and nobody reads.
+READ_HIGH_WATER = 1024 * 1024
+
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Pushes transport events into the owning ``AsyncSocket``."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: AsyncSocket) -> None:
+        self._owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        owner = self._owner
+        if owner._tls is not None:
+            owner._tls_received(data)
+            return
+        buf = owner._buf
+        buf.feed(data)
+        waiter = owner._read_waiter
+        if waiter is not None:
+            if not waiter.done() and (owner._wake_at == 0 or len(buf) >= owner._wake_at):
+                waiter.set_result(None)
+        elif buf._chunks_len > READ_HIGH_WATER and owner._transport is not None:
+            owner._transport.pause_reading()
+            owner._reading_paused = True
+
+    def eof_received(self) -> bool:
+        owner = self._owner
+        if owner._tls is not None:
+            owner._tls_eof()
+        else:
+            owner._buf.feed_eof()
+            owner._wake_reader()
+        return True  # keep the write side open (half-close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        owner = self._owner
+        owner._lost = exc if exc is not None else ConnectionResetError(
+            errno.ECONNRESET, "connection lost"
+        )
+        if not owner._buf.eof and exc is not None:
+            owner._read_error = exc
+        owner._buf.feed_eof()
+        owner._wake_reader()
+        owner._wake_writer()
+        if owner._lost_waiter is not None and not owner._lost_waiter.done():
+            owner._lost_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._owner._write_paused = True
+
+    def resume_writing(self) -> None:
+        owner = self._owner
+        owner._write_paused = False
+        owner._wake_writer()
+
+
+class AsyncSocket(SocketBase):
+    """An asyncio socket with a read buffer, line reading and deadlines."""
+
+    def __init__(
+        self,
+        domain: Domain | int = Domain.AF_INET,
+        sock_type: SockType | int = SockType.SOCK_STREAM,
+        protocol: Protocol | int = Protocol.IPPROTO_TCP,
+        *,
+        buffered: bool = True,
+        inheritable: bool = False,
+    ) -> None:
+        sock = self._new_native(domain, sock_type, protocol, inheritable)
+        sock.setblocking(False)
+        self._init_async(sock, buffered)
+
+    @classmethod
+    def from_native(cls, sock: socket.socket | int, *, buffered: bool = True) -> AsyncSocket:
+        """Adopt an existing ``socket.socket`` (or file descriptor); it becomes non-blocking."""
+        native = cls._adopt_native(sock)
+        native.setblocking(False)
+        self = cls.__new__(cls)
+        self._init_async(native, buffered)
+        return self
+
+    def _init_async(self, sock: socket.socket, buffered: bool) -> None:
+        self._init_base(sock, buffered)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._write_waiter: asyncio.Future[None] | None = None
+        self._lost_waiter: asyncio.Future[None] | None = None
+        self._reader: str | None = None
+        self._writer: str | None = None
+        self._wake_at = 0
+        self._read_error: BaseException | None = None
+        self._lost: BaseException | None = None
+        self._write_paused = False
+        self._reading_paused = False
+
+    async def __aenter__(self) -> AsyncSocket:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else self._where()
+        return f"<twinsock.asyncnet.AsyncSocket {state}>"
+
+    # -- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close now (idempotent).  TLS: close_notify is queued, not awaited (see ``aclose``)."""
+        if self._sock is None:
+            return
+        transport, self._transport = self._transport, None
+        if self._tls is not None and transport is not None:
+            self._tls_queue_close_notify(transport)
+        if transport is not None:
+            transport.close()  # closes the socket once queued data is written
+            self._sock = None
+            self._buf.clear()
+            self._buf.ready.clear()
+        else:
+            self._close_native()
+        self._buf.feed_eof()
+        self._wake_reader()
+        self._wake_writer()
+
+    async def aclose(self) -> None:
+        """Close, waiting (bounded) for queued data and the TLS close_notify to go out."""
+        transport = self._transport
+        lost = None
+        if transport is not None and self._lost is None:
+            lost = self._loop_now().create_future()
+            self._lost_waiter = lost
+        self.close()
+        if lost is not None:
+            try:
+                async with asyncio.timeout(1.0):
+                    await lost
+            except TimeoutError:
+                if transport is not None:
+                    transport.abort()
+
+    # -- loop binding ------------------------------------------------------------------
+
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        """The running loop, which must be the socket's own once it has one."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "AsyncSocket methods must be awaited inside a running event loop"
+            ) from None
+        loop = self._loop
+        if loop is None:
+            self._loop = running
+            return running
+        if loop is not running:
+            if loop.is_closed():
+                raise RuntimeError("the event loop this AsyncSocket was used on is closed")
+            raise RuntimeError("this AsyncSocket belongs to another event loop")
+        return loop
+
+    async def _attached(self, operation: str) -> asyncio.Transport:
+        """The transport of a connected stream socket, created on first use."""
+        transport = self._transport
+        if transport is not None:
+            return transport
+        sock = self._open(operation)
+        loop = self._loop_now()
+        if sock.type != socket.SOCK_STREAM:
+            raise OSError(errno.EOPNOTSUPP, f"{operation} needs a stream socket")
+        try:
+            sock.getpeername()
+        except OSError:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not code:
+                raise OSError(errno.ENOTCONN, f"{operation}: the socket is not connected") from None
+            # The peer reset before we attached: a dead connection, like connection_lost.
+            error = OSError(code, os.strerror(code))
+            self._read_error = self._lost = error
+            self._buf.feed_eof()
+            raise error from None
+        transport, _ = await loop.connect_accepted_socket(lambda: _StreamProtocol(self), sock=sock)
+        if self._sock is None:  # closed while attaching
+            transport.close()
+            raise SocketClosedError(operation)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self._transport = transport
+        return transport
+
+    # -- connecting ----------------------------------------------------------------------
+
+    async def connect(self, address: str, port: int, timeout: float | None = None) -> None:
+        """Connect to ``address:port``, trying each resolved address of the socket's family.
+
+        One deadline covers resolution, every attempt and the TLS handshake.
+        """
+        sock = self._open("connect")
+        loop = self._loop_now()
+        port = check_port(port)
+        deadline = Deadline(timeout, "connect")
+        check_family(address, sock.family)
+        with _deadline_scope(deadline, loop):
+            targets = await _resolve(address, port, sock.family, sock.type, deadline, None)
+            attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
+            for _family, sockaddr in targets:
+                attempts.next_target(time.monotonic())
+                try:
+                    await loop.sock_connect(sock, sockaddr)
+                    break
+                except OSError as exc:
+                    attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
+            else:
+                raise attempts.final_error(f"connect {address}")
+            if sock.type == socket.SOCK_STREAM:
+                await self._attached("connect")
+            if self._tls_context is not None:
+                await self._tls_handshake(deadline, server_side=False, hostname=address)
+
+    async def connect_unix(self, path: str, timeout: float | None = None) -> None:
+        """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
+        sock = self._open("connect_unix")
+        loop = self._loop_now()
+        target = unix_path(sock, path)
+        deadline = Deadline(timeout, "connect_unix")
+        with _deadline_scope(deadline, loop):
+            await loop.sock_connect(sock, target)
+            if sock.type == socket.SOCK_STREAM:
+                await self._attached("connect_unix")
+
+    async def accept(
+        self,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        timeout: float | None = None,
+        inheritable: bool = False,
+    ) -> AsyncSocket:
+        """Wait for a client; it inherits ``buffered`` (and TLS, handshake done)."""
+        return (await self.accept_addr(flags, timeout, inheritable))[0]
+
+    async def accept_addr(
+        self,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        timeout: float | None = None,
+        inheritable: bool = False,
+    ) -> tuple[AsyncSocket, str]:
+        """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
+        sock = self._open("accept")
+        loop = self._loop_now()
+        safe = is_safe(flags)
+        deadline = Deadline(timeout, "accept")
+        while True:
+            try:
+                conn, sockaddr = sock.accept()
+            except BlockingIOError:
+                await _wait_fd(loop, sock, False, deadline, self)
+                continue
+            except OSError as exc:
+                if safe and is_disconnection_error(flags, exc):
+                    continue
+                raise
+            code = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if safe and code and is_disconnection_error(DEFAULT_FLAGS, code):
+                conn.close()
+                continue
+            if inheritable:
+                conn.set_inheritable(True)
+            client = AsyncSocket.from_native(conn, buffered=self._buffered)
+            client._loop = loop
+            await client._attached("accept")
+            if self._tls_context is not None and not await client._tls_accept(self, deadline):
+                continue
+            return client, sockaddr_text(sockaddr)[0]
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def recv_line(
+        self,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        max_length: int = MAX_LINE_LENGTH,
+    ) -> bytes:
+        """Read a line (SPEC section 5): without its terminator, ``b"\\r\\n"`` for an
+        empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
+        ready = self._buf.ready
+        if ready and flags is DEFAULT_FLAGS and self._reader is None:
+            line = ready.pop()
+            if len(line) <= max_length:
+                return line or CRLF
+            ready.append(line)
+        return await self._recv_line(timeout, flags, max_length)
+
+    async def _recv_line(self, timeout: float | None, flags: SocketFlag, max_length: int) -> bytes:
+        self._open("recv_line")
+        max_length = check_max_length(max_length)
+        peek = is_peek(flags)
+        buf = self._buf
+        with self._reading("recv_line"):
+            deadline = None
+            while True:
+                line = buf.recv_line(max_length, peek=peek)
+                if line is not None:
+                    if not line:
+                        self._raise_read_error(flags)
+                    return line
+                if deadline is None:
+                    deadline = Deadline(timeout, "recv_line")
+                await self._wait_data(deadline, 0)
+
+    async def recv_line_into(
+        self,
+        buffer: bytearray,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        max_length: int = MAX_LINE_LENGTH,
+    ) -> None:
+        """``recv_line`` into ``buffer`` (a bytearray, cleared first)."""
+        if not isinstance(buffer, bytearray):
+            raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
+        line = await self.recv_line(timeout, flags, max_length)
+        buffer.clear()
+        buffer += line
+
+    async def read_line(
+        self,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        max_length: int = MAX_LINE_LENGTH,
+    ) -> LineResult:
+        """Read a line without sentinels; a timeout gives ``ReadLineResult.NONE``."""
+        self._open("read_line")
+        max_length = check_max_length(max_length)
+        peek = is_peek(flags)
+        buf = self._buf
+        with self._reading("read_line"):
+            deadline = None
+            while True:
+                result = buf.read_line(max_length, peek=peek)
+                if result is not None:
+                    if result.status is ReadLineResult.DISCONNECTED:
+                        self._raise_read_error(flags)
+                    return result
+                if deadline is None:
+                    deadline = Deadline(timeout, "read_line")
+                try:
+                    await self._wait_data(deadline, 0)
+                except NetTimeout:
+                    return LineResult(ReadLineResult.NONE, b"")
+
+    async def recv(
+        self, size: int, timeout: float | None = None, flags: SocketFlag = DEFAULT_FLAGS
+    ) -> bytes:
+        """Buffered: wait for ``size`` bytes (short only at end of stream).
+        Unbuffered: what arrived, at least one byte; ``b""`` at end of stream."""
+        buf = self._buf
+        if (
+            flags is DEFAULT_FLAGS
+            and size.__class__ is int
+            and self._reader is None
+            and self._sock is not None
+            and 0 < size <= len(buf)
+        ):
+            return buf.take(size)
+        self._open("recv")
+        size = check_size(size)
+        if size == 0:
+            return b""
+        with self._reading("recv"):
+            await self._fill_to(size, timeout, flags, "recv")
+            data = buf.peek(size) if is_peek(flags) else buf.take(size)
+            if not data:
+                self._raise_read_error(flags)
+            return data
+
+    async def recv_into(
+        self,
+        buffer: Any,
+        size: int | None = None,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+    ) -> int:
+        """Like ``recv``, into a writable buffer."""
+        self._open("recv_into")
+        from twinsock.net import _writable_view
+
+        view = _writable_view(buffer)
+        if size is None:
+            size = len(view)
+        else:
+            size = check_size(size)
+            if size > len(view):
+                raise ValueError(f"size {size} is larger than the buffer ({len(view)} bytes)")
+        if size == 0:
+            return 0
+        buf = self._buf
+        with self._reading("recv_into"):
+            await self._fill_to(size, timeout, flags, "recv_into")
+            if is_peek(flags):
+                data = buf.peek(size)
+                view[: len(data)] = data
+                n = len(data)
+            else:
+                n = buf.take_into(view[:size])
+            if not n:
+                self._raise_read_error(flags)
+            return n
+
+    async def skip(self, size: int, timeout: float | None = None) -> int:
+        """Discard up to ``size`` bytes (fewer only at end of stream); return how many."""
+        self._open("skip")
+        size = check_size(size)
+        buf = self._buf
+        with self._reading("skip"):
+            skipped = buf.skip(size)
+            deadline = None
+            while skipped < size and not buf.eof:
+                if deadline is None:
+                    deadline = Deadline(timeout, "skip")
+                await self._wait_data(deadline, 1)
+                skipped += buf.skip(size - skipped)
+            return skipped
+
+    async def recv_from(
+        self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
+    ) -> tuple[bytes, str, int]:
+        """Receive one datagram: data (truncated to ``size``), sender address, port."""
+        sock = self._open("recv_from")
+        loop = self._loop_now()
+        size = check_size(size)
+        os_flags = socket.MSG_PEEK if is_peek(flags) else 0
+        deadline = Deadline(timeout, "recv_from")
+        with self._reading("recv_from"):
+            while True:
+                try:
+                    data, sockaddr = sock.recvfrom(size, os_flags)
+                except BlockingIOError:
+                    await _wait_fd(loop, sock, False, deadline, self)
+                    continue
+                host, port = sockaddr_text(sockaddr) if sockaddr is not None else ("", 0)
+                return data, host, port
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(
+        self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
+    ) -> None:
+        """Send all of ``data``; returns once it is handed to the OS or queued below
+        ``WRITE_HIGH_WATER``.  A broken connection raises."""
+        transport = self._transport
+        if data.__class__ is not bytes:
+            data = as_bytes(data)
+        if (
+            transport is not None
+            and self._writer is None
+            and self._tls is None
+            and len(data) <= WRITE_HIGH_WATER
+        ):
+            transport.write(data)
+            if self._write_paused or transport.is_closing():
+                await self._after_write(timeout)
+            return
+        await self._send_slow(data, timeout)
+
+    async def _send_slow(self, data: Any, timeout: float | None) -> None:
+        self._open("send")
+        check_timeout(timeout)
+        if self._writer is not None:
+            raise RuntimeError(f"send: another task is already sending ({self._writer})")
+        if self._sock is not None and self._sock.type != socket.SOCK_STREAM:
+            await self._send_datagram(data, timeout)
+            return
+        transport = await self._attached("send")
+        view = memoryview(data).cast("B")
+        for start in range(0, max(len(view), 1), WRITE_HIGH_WATER):
+            piece = view[start : start + WRITE_HIGH_WATER]
+            if self._tls is not None:
+                self._tls_write(piece)
+            else:
+                transport.write(piece)
+            if self._write_paused or transport.is_closing():
+                await self._after_write(timeout)
+
+    async def _after_write(self, timeout: float | None) -> None:
+        """Wait below the high-water mark; raise if the connection broke."""
+        transport = self._transport
+        self._writer = "send"
+        try:
+            if transport is None or transport.is_closing():
+                await self._raise_send_error()
+            if self._write_paused:
+                deadline = Deadline(timeout, "send")
+                loop = self._loop_now()
+                while self._write_paused and self._lost is None:
+                    waiter = loop.create_future()
+                    self._write_waiter = waiter
+                    with _deadline_scope(deadline, loop):
+                        await waiter
+                if self._lost is not None:
+                    await self._raise_send_error()
+        finally:
+            self._writer = None
+            self._write_waiter = None
+
+    async def _raise_send_error(self) -> None:
+        if self._sock is None:
+            raise SocketClosedError("send")
+        if self._lost is None:
+            # The transport failed during write(); connection_lost arrives next.
+            waiter = self._loop_now().create_future()
+            self._lost_waiter = waiter
+            try:
+                async with asyncio.timeout(1.0):
+                    await waiter
+            except TimeoutError:
+                pass
+        error = self._lost
+        if isinstance(error, OSError) and error.errno not in (None, 0):
+            raise type(error)(error.errno, error.strerror)
+        raise BrokenPipeError(errno.EPIPE, "send on a broken connection")
+
+    def try_send(self, data: Any) -> bool:
+        """Queue ``data`` without waiting; ``False`` if the socket is closed, broken,
+        or its write queue is above the high-water mark."""
+        transport = self._transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or self._write_paused
+            or self._writer is not None
+            or self._lost is not None
+        ):
+            return False
+        try:
+            payload = as_bytes(data)
+            if self._tls is not None:
+                self._tls_write(memoryview(payload).cast("B"))
+            else:
+                transport.write(payload)
+        except (OSError, TypeError, RuntimeError):
+            return False
+        return not transport.is_closing()
+
+    async def send_to(
+        self, address: str, port: int, data: Any, flags: SocketFlag = DEFAULT_FLAGS
+    ) -> None:
+        """Send one datagram; a host name tries each resolved address in turn."""
+        sock = self._open("send_to")
+        self._check_send_to(sock)
+        loop = self._loop_now()
+        port = check_port(port)
+        payload = as_bytes(data)
+        check_family(address, sock.family)
+        deadline = Deadline(None, "send_to")
+        targets = await _resolve(address, port, sock.family, sock.type, deadline, None)
+        attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
+        for _family, sockaddr in targets:
+            attempts.next_target(time.monotonic())
+            try:
+                while True:
+                    try:
+                        sock.sendto(payload, _NOSIGNAL, sockaddr)
+                        return
+                    except BlockingIOError:
+                        await _wait_fd(loop, sock, True, deadline, self)
+            except OSError as exc:
+                attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
+        raise attempts.final_error(f"send_to {address}")
+
+    async def _send_datagram(self, data: Any, timeout: float | None) -> None:
+        sock = self._open("send")
+        loop = self._loop_now()
+        deadline = Deadline(timeout, "send")
+        while True:
+            try:
+                sock.send(data, _NOSIGNAL)
+                return
+            except BlockingIOError:
+                await _wait_fd(loop, sock, True, deadline, self)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self, operation: str) -> Generator[None, None, None]:
+        if self._reader is not None:
+            raise RuntimeError(f"{operation}: another task is already reading ({self._reader})")
+        self._reader = operation
+        try:
+            yield
+        finally:
+            self._reader = None
+
+    def _raise_read_error(self, flags: SocketFlag) -> None:
+        """At end of stream: raise the error that ended it unless SAFE_DISCONN hides it."""
+        error = self._read_error
+        if error is None or (is_safe(flags) and isinstance(error, OSError)
+                             and is_disconnection_error(DEFAULT_FLAGS, error)):
+            return
+        if isinstance(error, OSError) and error.errno is not None:
+            raise type(error)(error.errno, error.strerror)
+        raise error
+
+    async def _fill_to(self, size: int, timeout: float | None, flags: SocketFlag, op: str) -> None:
+        buf = self._buf
+        if not self._buffered and buf:
+            return
+        want = size if self._buffered else 1
+        deadline = None
+        while len(buf) < want and not buf.eof:
+            if deadline is None:
+                deadline = Deadline(timeout, op)
+            await self._wait_data(deadline, want)
+
+    async def _wait_data(self, deadline: Deadline, wake_at: int) -> None:
+        """Wait until the buffer holds ``wake_at`` bytes (0: any new data), the stream
+        ends, or the deadline passes."""
+        self._open(deadline.operation)
+        if self._buf.eof:
+            return
+        transport = self._transport
+        if transport is None:
+            # Data may arrive while the transport is being made: let the caller
+            # look at the buffer again before waiting.
+            try:
+                await self._attached(deadline.operation)
+            except OSError:
+                if not self._buf.eof:
+                    raise  # otherwise the dead connection reads as its end
+            return
+        loop = self._loop
+        assert loop is not None
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        waiter = loop.create_future()
+        self._read_waiter = waiter
+        self._wake_at = wake_at
+        timer = None
+        if deadline.timeout is not None:
+            timer = loop.call_later(deadline.remaining() or 0.0, _expire, waiter, deadline)
+        try:
+            await waiter
+        finally:
+            self._read_waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake_reader(self) -> None:
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_writer(self) -> None:
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- TLS hooks (see twinsock._tls_async) --------------------------------------------
+
+    def _tls_received(self, data: bytes) -> None:
+        from twinsock._tls_async import received
+
+        received(self, data)
+
+    def _tls_eof(self) -> None:
+        from twinsock._tls_async import eof_received
+
+        eof_received(self)
+
+    def _tls_write(self, data: memoryview) -> None:
+        from twinsock._tls_async import write
+
+        write(self, data)
+
+    def _tls_queue_close_notify(self, transport: asyncio.Transport) -> None:
+        from twinsock._tls_async import queue_close_notify
+
+        queue_close_notify(self, transport)
+
+    async def _tls_handshake(
+        self, deadline: Deadline, *, server_side: bool, hostname: str | None
+    ) -> None:
+        from twinsock._tls_async import handshake
+
+        await handshake(self, deadline, server_side=server_side, hostname=hostname)
+
+    async def _tls_accept(self, listener: AsyncSocket, deadline: Deadline) -> bool:
+        from twinsock._tls_async import accept_handshake
+
+        return await accept_handshake(self, listener, deadline)
+
+
+def _expire(waiter: asyncio.Future[None], deadline: Deadline) -> None:
+    if not waiter.done():
+        waiter.set_exception(deadline.error())
+
+
+@contextmanager
+def _deadline_scope(
+    deadline: Deadline, loop: asyncio.AbstractEventLoop
+) -> Generator[None, None, None]:
+    """Turn the deadline into a cancellation of the current task, raised as ``NetTimeout``."""
+    remaining = deadline.remaining()
+    if remaining is None:
+        yield
+        return
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def fire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = loop.call_later(remaining, fire)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:
+            raise deadline.error() from None
+        raise
+    finally:
+        handle.cancel()
+
+
+async def _wait_fd(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, write: bool, deadline: Deadline,
+    owner: AsyncSocket,
+) -> None:
+    """Wait until ``sock`` is readable (or writable), within ``deadline``."""
+    fd = sock.fileno()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    add: Callable[..., Any] = loop.add_writer if write else loop.add_reader
+    remove: Callable[[int], Any] = loop.remove_writer if write else loop.remove_reader
+    add(fd, ready)
+    timer = None
+    remaining = deadline.remaining()
+    if remaining is not None:
+        timer = loop.call_later(remaining, _expire, waiter, deadline)
+    try:
+        await waiter
+    finally:
+        if owner._sock is not None:
+            remove(fd)
+        if timer is not None:
+            timer.cancel()
+
+
+async def _resolve(
+    host: str, port: int, family: int, sock_type: int, deadline: Deadline,
+    resolver: Resolver | None,
+) -> list[tuple[int, Any]]:
+    """Resolve in the loop's executor (the blocking resolver rules, run off-loop)."""
+    from twinsock._base import numeric_targets
+
+    if not isinstance(host, str):
+        raise TypeError(f"address must be a str, not {type(host).__name__}")
+    targets = numeric_targets(host, port, family, sock_type)
+    if targets and family in (socket.AF_UNSPEC, targets[0][0]):
+        return targets
+    loop = asyncio.get_running_loop()
+    unlimited = Deadline(None, deadline.operation)
+    job = loop.run_in_executor(
+        None, _resolve_blocking, host, port, family, sock_type, unlimited,
+        resolver or _getaddrinfo,
+    )
+    remaining = deadline.remaining()
+    if remaining is None:
+        return await job
+    try:
+        async with asyncio.timeout(remaining):
+            return await job
+    except TimeoutError:
+        raise deadline.error(f"resolving {host!r}") from None
+
+
+async def dial(
+    address: str,
+    port: int,
+    protocol: Protocol | int = Protocol.IPPROTO_TCP,
+    buffered: bool = True,
+    timeout: float | None = None,
+    *,
+    resolver: Resolver | None = None,
+) -> AsyncSocket:
+    """Connect to ``address:port`` over IPv6 or IPv4, whichever answers first.
+
+    The async twin of ``net.dial``: the same Happy Eyeballs schedule (RFC 8305)
+    from the shared core, one deadline over resolution and every attempt.
+    """
+    port = check_port(port)
+    check_timeout(timeout)
+    sock_type = to_sock_type(Protocol(protocol))
+    deadline = Deadline(timeout, "dial")
+    loop = asyncio.get_running_loop()
+    targets = interleave(
+        await _resolve(address, port, socket.AF_UNSPEC, sock_type, deadline, resolver)
+    )
+    attempts: Attempts[tuple[int, Any]] = Attempts(targets)
+    racing: dict[asyncio.Task[None], tuple[socket.socket, tuple[int, Any]]] = {}
+    winner: socket.socket | None = None
+    describe = f"dial {address}:{port}"
+    try:
+        while winner is None:
+            now = time.monotonic()
+            while (target := attempts.next_target(now)) is not None:
+                native = socket.socket(target[0], sock_type, int(protocol))
+                native.setblocking(False)
+                task = loop.create_task(_connect_task(loop, native, target[1]))
+                racing[task] = (native, target)
+            if attempts.exhausted():
+                raise attempts.final_error(describe)
+            due = attempts.wait_until()
+            limit = deadline.remaining()
+            wait = None if due is None else max(0.0, due - time.monotonic())
+            if limit is not None:
+                wait = limit if wait is None else min(wait, limit)
+            if racing:
+                done, _ = await asyncio.wait(racing, timeout=wait,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            else:
+                done = set()
+                await asyncio.sleep(wait or 0)
+            for task in done:
+                native, target = racing.pop(task)
+                error = task.exception()
+                if error is None and winner is None:
+                    winner = native
+                else:
+                    native.close()
+                    if error is not None:
+                        attempts.failed(target, error, time.monotonic())
+            if winner is None and deadline.expired():
+                error = deadline.error(describe.removeprefix("dial "))
+                for failure in attempts.failures:
+                    error.add_note(f"attempt to {format_endpoint(failure.target[1])} failed "
+                                   f"after {failure.elapsed:.3f} s: {failure.error!r}")
+                for _native, target in racing.values():
+                    error.add_note(f"attempt to {format_endpoint(target[1])} did not answer")
+                raise error
+    finally:
+        for task, (native, _target) in racing.items():
+            task.cancel()
+            native.close()
+    result = AsyncSocket.from_native(winner, buffered=buffered)
+    result._loop = loop
+    if int(sock_type) == socket.SOCK_STREAM:
+        await result._attached("dial")
+    return result
+
+
+def wrap_socket(ctx: SslContext, sock: AsyncSocket) -> None:
+    """Make an unconnected ``sock`` a TLS socket: the handshake runs inside
+    ``connect`` (client) or inside ``accept`` for each client (server)."""
+    prepare_wrap(ctx, sock)
+
+
+async def wrap_connected_socket(
+    ctx: SslContext,
+    sock: AsyncSocket,
+    handshake: HandshakeType = HandshakeType.CLIENT,
+    hostname: str | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Run the TLS handshake on a connected ``sock`` now, within ``timeout``.
+
+    ``hostname`` sets SNI and is what the certificate is checked against; a
+    verifying client without one raises ``ValueError`` before any I/O.
+    """
+    server_side = prepare_wrap(ctx, sock, handshake)
+    sock._loop_now()
+    await sock._tls_handshake(
+        Deadline(timeout, "wrap_connected_socket"), server_side=server_side, hostname=hostname
+    )
+
+
+async def _connect_task(loop: asyncio.AbstractEventLoop, sock: socket.socket, target: Any) -> None:
+    await loop.sock_connect(sock, target)
