@@ -12,6 +12,9 @@ of its own, only the ``addr`` and ``socket_fd`` views), which keeps its read
 buffer and TLS state as they are.  :class:`UdpSocket` wraps a datagram
 ``Socket`` and reads with ``Socket.recv_from``, one datagram per call.
 
+``SocketAddress`` (Chapel's ``ipAddr``) and ``IPFamily`` are re-exported from
+:mod:`twinsock.addresses`, so ``from twinsock.simple import ...`` is enough.
+
 The module functions (:func:`bind`, :func:`set_sock_opt`, :func:`get_sock_opt`,
 :func:`get_peer_name`, :func:`get_sock_name`) take any twinsock socket:
 ``TcpListener``, ``TcpConn``, ``UdpSocket``, ``net.Socket`` or
@@ -42,6 +45,8 @@ from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType, select
 __all__ = [
     "BACKLOG_DEFAULT",
     "AnySocket",
+    "IPFamily",
+    "SocketAddress",
     "TcpConn",
     "TcpListener",
     "UdpSocket",
