@@ -159,6 +159,8 @@ def format_signature(obj: Any) -> str:
 def annotation_text(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
+    if isinstance(annotation, typing.ForwardRef):
+        return annotation.__forward_arg__
     if isinstance(annotation, type):
         return annotation.__qualname__
     return repr(annotation).replace("typing.", "")
@@ -226,21 +228,27 @@ def document_class(cls: type, lines: list[str]) -> None:
             lines.append(docstring(value))
 
 
-def document_module(module: types.ModuleType, lines: list[str]) -> None:
+def document_module(
+    module: types.ModuleType, lines: list[str], documented: dict[int, str]
+) -> None:
+    """Document ``module.__all__``; a class or function already documented under
+    another public module (``documented``: id -> "module.name") gets a pointer."""
     lines.append("")
     lines.append(f"## `{module.__name__}`")
     lines.append("")
     lines.append(first_paragraph(module.__doc__))
     for name in module.__all__:
         obj = getattr(module, name)
-        home = getattr(obj, "__module__", module.__name__)
-        if (inspect.isclass(obj) or inspect.isfunction(obj)) and home != module.__name__:
-            lines.append("")
-            lines.append(f"### `{module.__name__}.{name}`")
-            lines.append("")
-            link = f"[`{home}.{name}`](#{anchor(home, name)})"
-            lines.append(f"Re-exported from `{home}`; see {link}.")
-            continue
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            where = documented.get(id(obj))
+            if where is not None:
+                lines.append("")
+                lines.append(f"### `{module.__name__}.{name}`")
+                lines.append("")
+                home, _, home_name = where.rpartition(".")
+                lines.append(f"The same object as [`{where}`](#{anchor(home, home_name)}).")
+                continue
+            documented[id(obj)] = f"{module.__name__}.{name}"
         kind = kind_of(obj)
         lines.append("")
         lines.append(f"### `{module.__name__}.{name}`")
@@ -310,8 +318,9 @@ def render() -> str:
     for module in modules:
         lines.append(f"- [`{module.__name__}`](#{anchor(module.__name__, '').rstrip('.')}): "
                      f"{first_paragraph(module.__doc__).splitlines()[0]}")
+    documented: dict[int, str] = {}
     for module in modules:
-        document_module(module, lines)
+        document_module(module, lines, documented)
     return "\n".join(lines).rstrip() + "\n"
 
 
