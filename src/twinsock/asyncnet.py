@@ -170,6 +170,7 @@ class AsyncSocket(SocketBase):
         self._init_base(sock, buffered)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
+        self._attaching: asyncio.Task[asyncio.Transport] | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
         self._lost_waiter: asyncio.Future[None] | None = None
@@ -248,14 +249,25 @@ class AsyncSocket(SocketBase):
         return loop
 
     async def _attached(self, operation: str) -> asyncio.Transport:
-        """The transport of a connected stream socket, created on first use."""
+        """The transport of a connected stream socket, created on first use.
+
+        Creating it is shielded from cancellation: a cancelled reader must not
+        leave the socket half-owned by a transport nobody recorded.
+        """
         transport = self._transport
         if transport is not None:
             return transport
-        sock = self._open(operation)
-        loop = self._loop_now()
-        if sock.type != socket.SOCK_STREAM:
-            raise OSError(errno.EOPNOTSUPP, f"{operation} needs a stream socket")
+        attaching = self._attaching
+        if attaching is None:
+            sock = self._open(operation)
+            loop = self._loop_now()
+            if sock.type != socket.SOCK_STREAM:
+                raise OSError(errno.EOPNOTSUPP, f"{operation} needs a stream socket")
+            self._check_connected(sock, operation)
+            attaching = self._attaching = loop.create_task(self._attach(sock, operation))
+        return await asyncio.shield(attaching)
+
+    def _check_connected(self, sock: socket.socket, operation: str) -> None:
         try:
             sock.getpeername()
         except OSError:
@@ -267,6 +279,9 @@ class AsyncSocket(SocketBase):
             self._read_error = self._lost = error
             self._buf.feed_eof()
             raise error from None
+
+    async def _attach(self, sock: socket.socket, operation: str) -> asyncio.Transport:
+        loop = self._loop_now()
         transport, _ = await loop.connect_accepted_socket(lambda: _StreamProtocol(self), sock=sock)
         if self._sock is None:  # closed while attaching
             transport.close()
@@ -712,8 +727,7 @@ class AsyncSocket(SocketBase):
                 if not self._buf.eof:
                     raise  # otherwise the dead connection reads as its end
             return
-        loop = self._loop
-        assert loop is not None
+        loop = self._loop_now()
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
