@@ -256,7 +256,7 @@ def document_module(
         if kind in ("function", "async function"):
             prefix = "async " if kind == "async function" else ""
             shown = "\n".join(f"{prefix}def {name}{sig}" for sig in signatures(obj))
-            lines.append(f"```python\n{shown}\n```")
+            lines.append(f"```py\n{shown}\n```")
             lines.append("")
             lines.append(docstring(obj))
         elif kind in ("class", "enum", "exception"):
@@ -266,7 +266,7 @@ def document_module(
                 shown = f"class {name}{format_signature(obj)}"
                 if bases:
                     shown += f"  # a {bases}"
-            lines.append(f"```python\n{shown}\n```")
+            lines.append(f"```py\n{shown}\n```")
             lines.append("")
             lines.append(docstring(obj))
             document_class(obj, lines)
