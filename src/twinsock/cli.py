@@ -30,7 +30,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, NoReturn
 
 from twinsock import __version__
@@ -423,8 +423,8 @@ def _bridge(sock: Any) -> int:
 
     def send() -> None:
         try:
-            for line in sys.stdin.buffer:
-                sock.send(line if line.endswith(b"\n") else line + b"\n")
+            for line in _stdin_lines():
+                sock.send(line)
             last_heard[0] = time.monotonic()
             _shutdown_write(sock)
         except BaseException as exc:
@@ -443,6 +443,23 @@ def _bridge(sock: Any) -> int:
     if failure:
         raise failure[0]
     return EXIT_OK
+
+
+def _stdin_lines() -> Iterator[bytes]:
+    """Stdin's lines, each ending in ``\n`` (one is added to a last line without it).
+
+    Reads the file descriptor directly: a daemon thread blocked inside
+    ``sys.stdin.buffer`` would hold its lock and abort the interpreter's exit
+    when the peer ends the session first.
+    """
+    pending = b""
+    while chunk := os.read(sys.stdin.fileno(), 65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending + b"\n"
 
 
 def _shutdown_write(sock: Any) -> None:
