@@ -319,13 +319,19 @@ class SocketBase:
     def _close_native(self) -> None:
         sock, self._sock = self._sock, None
         self._buf.clear()
-        self._buf.ready.clear()
         if sock is not None:
             sock.close()
 
 
-def prepare_wrap(ctx: SslContext, sock: SocketBase, handshake: Any = None) -> bool:
-    """Check ``wrap_*`` arguments and attach ``ctx``; return True for the server side."""
+def prepare_wrap(
+    ctx: SslContext, sock: SocketBase, handshake: Any = None, hostname: str | None = None
+) -> bool:
+    """Check ``wrap_*`` arguments and attach ``ctx``; return True for the server side.
+
+    ``handshake`` is ``None`` for ``wrap_socket`` (the handshake comes later).
+    Nothing is attached when a check fails, so the socket stays as it was.
+    """
+    from twinsock._core.tls_engine import check_handshake_args
     from twinsock.tls import HandshakeType, SslContext
 
     if not isinstance(ctx, SslContext):
@@ -339,8 +345,11 @@ def prepare_wrap(ctx: SslContext, sock: SocketBase, handshake: Any = None) -> bo
         raise SslError("the socket is already wrapped in TLS")
     if handshake is not None and not isinstance(handshake, HandshakeType):
         raise TypeError(f"handshake must be a HandshakeType, not {handshake!r}")
+    server_side = handshake is HandshakeType.SERVER
+    if handshake is not None:
+        check_handshake_args(ctx, server_side=server_side, hostname=hostname)
     sock._tls_context = ctx
-    return handshake is HandshakeType.SERVER
+    return server_side
 
 
 def _to_enum(kind: Any, value: int) -> Any:  # Domain | SockType | Protocol | int

@@ -54,7 +54,8 @@ class ReadBuffer:
         self._chunks: list[bytes] = []  # received after _data, not joined yet
         self._chunks_len = 0
         #: Complete lines split in advance, last line first.  Shells may pop from
-        #: the end when they need no flags; see the module docstring.
+        #: the end when they need no flags; see the module docstring.  Each batch
+        #: installs a new list, so read the attribute on every call.
         self.ready: list[bytes] = []
         self._batch_n = 0  # lines in the outstanding batch (0: none)
         self._batch_end = 0  # offset just past the batch's last newline
@@ -86,6 +87,7 @@ class ReadBuffer:
     def clear(self) -> None:
         """Drop everything (the socket was closed)."""
         self._settle()
+        self.ready = []
         self._data = b""
         self._pos = self._scanned = 0
         self._chunks.clear()
@@ -229,7 +231,7 @@ class ReadBuffer:
         lines = segment.split(b"\n")
         lines.pop()  # the empty piece after the last newline
         lines.reverse()
-        self.ready[:] = lines
+        self.ready = lines
         self._batch_n = len(lines)
         self._batch_end = end
         self._pos = start
@@ -257,5 +259,6 @@ class ReadBuffer:
             pos = newline + 1
             self._window = _SMALL_WINDOW
         self._pos = pos
-        self.ready.clear()
+        if left:
+            self.ready = []
         self._batch_n = 0
