@@ -1,5 +1,21 @@
-"""twinsock: buffered blocking and async sockets with one API."""
+"""twinsock: buffered blocking and async sockets with one API.
 
+The package re-exports the names most programs need; each layer also has its
+own module: ``twinsock.nativesockets`` (low level), ``twinsock.net`` (blocking
+``Socket``), ``twinsock.asyncnet`` (``AsyncSocket``), ``twinsock.tls``,
+``twinsock.simple`` (Chapel's role-typed API), ``twinsock.addresses`` and
+``twinsock.errors``.
+"""
+
+from twinsock.addresses import (
+    IPFamily,
+    IpAddress,
+    IpAddressFamily,
+    SocketAddress,
+    is_ip_address,
+    parse_ip_address,
+)
+from twinsock.asyncnet import AsyncSocket
 from twinsock.errors import (
     AddressError,
     LineTooLong,
@@ -9,16 +25,51 @@ from twinsock.errors import (
     SocketClosedError,
     SslError,
 )
+from twinsock.nativesockets import Domain, Protocol, SockType
+from twinsock.net import (
+    BUFFER_SIZE,
+    MAX_LINE_LENGTH,
+    LineResult,
+    ReadLineResult,
+    Socket,
+    SocketFlag,
+    SockOpt,
+    dial,
+)
+from twinsock.tls import HandshakeType, ProtVersion, SslContext, VerifyMode, new_context
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BUFFER_SIZE",
+    "MAX_LINE_LENGTH",
     "AddressError",
+    "AsyncSocket",
+    "Domain",
+    "HandshakeType",
+    "IPFamily",
+    "IpAddress",
+    "IpAddressFamily",
+    "LineResult",
     "LineTooLong",
     "NetError",
     "NetTimeout",
+    "ProtVersion",
+    "Protocol",
     "PskError",
+    "ReadLineResult",
+    "SockOpt",
+    "SockType",
+    "Socket",
+    "SocketAddress",
     "SocketClosedError",
+    "SocketFlag",
+    "SslContext",
     "SslError",
+    "VerifyMode",
     "__version__",
+    "dial",
+    "is_ip_address",
+    "new_context",
+    "parse_ip_address",
 ]

@@ -199,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``twinsock`` command line; return the exit status."""
     parser = build_parser()
     command = PROG
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv:
+        argv = ["chat"]  # the main job on its embedded defaults: the seed's chat server
     try:  # the error contract (module docstring) is kept here and only here
         args = parser.parse_args(argv)
         command = f"{PROG} {args.command}"
