@@ -147,7 +147,6 @@ def test_help_exits_0() -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param([], id="no-command"),
         pytest.param(["frobnicate"], id="unknown-command"),
         pytest.param(["connect", "127.0.0.1"], id="missing-port"),
         pytest.param(["connect", "127.0.0.1", "http"], id="port-not-a-number"),
@@ -338,6 +337,22 @@ def test_echo_server_default_address() -> None:
             pytest.skip("port 12345 is taken on this machine")
         line = proc.stderr[-1]
         assert "127.0.0.1:12345" in line
+        proc.assert_quiet_exit()
+    finally:
+        proc.stop()
+
+
+def test_no_command_runs_the_chat_server() -> None:
+    needs_asyncnet()
+    proc = Proc()
+    try:
+        match = proc.wait_for(re.compile(r"listening on|in use"))
+        if match.group(0) != "listening on":
+            pytest.skip("port 12345 is taken on this machine")
+        assert "chat server listening on 127.0.0.1:12345" in proc.stderr[-1]
+        with socket.create_connection(("127.0.0.1", 12345), timeout=10) as client:
+            client.sendall(b"anyone?\n")
+            assert recv_exactly(client, 9) == b"anyone?\r\n"
         proc.assert_quiet_exit()
     finally:
         proc.stop()

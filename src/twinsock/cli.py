@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM ends quietly with 0.  Status lines go to stderr, so that
 stdout carries only data (``connect`` and ``listen`` print received lines
 there).
 
+- ``twinsock`` without a command runs ``chat`` on its default address.
 - ``chat`` and ``echo`` run the servers of ``twinsock._chat`` on an
   ``AsyncSocket`` until interrupted.
 - ``connect`` and ``listen`` bridge stdin and stdout to one blocking
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Line-oriented TCP tools built on twinsock's sockets.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="without one, twinsock runs the chat server"
+    )
 
     chat = commands.add_parser("chat", help="run the seed's chat server (asyncnet example)")
     _add_listen_address(chat)
@@ -205,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["chat"]  # the main job on its embedded defaults: the seed's chat server
     try:  # the error contract (module docstring) is kept here and only here
         args = parser.parse_args(argv)
+        if args.command is None:  # the main job: the seed's chat server, default address
+            args = parser.parse_args(["chat"])
         command = f"{PROG} {args.command}"
         status: int = args.run(args)
         return status

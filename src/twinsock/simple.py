@@ -28,7 +28,6 @@ forever), and its ``SystemError`` is the builtin ``OSError`` family, plus
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
 from typing import Any, TypeAlias, overload
@@ -70,19 +69,19 @@ class TcpConn(net.Socket):
     Made by :func:`connect` and :meth:`TcpListener.accept`.
     """
 
-    _peer: SocketAddress | None = None
+    # No state of its own: ``_as_conn`` re-classes the Socket that ``net`` made,
+    # which needs the same object layout (``Socket`` may use __slots__).
+    __slots__ = ()
 
     @property
     def addr(self) -> SocketAddress:
-        """The remote address (Chapel's ``tcpConn.addr``); kept after the peer leaves.
+        """The remote address (Chapel's ``tcpConn.addr``).
 
         Raises:
-            SocketClosedError: the connection was closed before the address was read.
-            OSError: the socket is not connected.
+            SocketClosedError: the connection is closed.
+            OSError: the socket is not connected (``ENOTCONN``, also after a reset).
         """
-        if self._peer is None:
-            self._peer = SocketAddress.from_sockaddr(self._open("addr").getpeername())
-        return self._peer
+        return SocketAddress.from_sockaddr(self._open("addr").getpeername())
 
     @property
     def socket_fd(self) -> int:
@@ -98,13 +97,12 @@ def _as_conn(sock: net.Socket) -> TcpConn:
     """Turn a connection ``net`` just made into a ``TcpConn``, state and all.
 
     ``net.dial`` and ``Socket.accept`` construct plain ``Socket`` objects;
-    ``TcpConn`` adds no state, so re-classing the new object is exact (its
-    buffer, TLS engine and native socket stay as they are) and costs nothing.
+    ``TcpConn`` adds no state and has the same layout (``__slots__ = ()``), so
+    re-classing the new object is exact (its buffer, TLS engine and native
+    socket stay as they are) and costs nothing.
     """
     sock.__class__ = TcpConn
     assert isinstance(sock, TcpConn)
-    with contextlib.suppress(OSError):  # the peer already left: ``addr`` raises when asked
-        sock._peer = SocketAddress.from_sockaddr(sock._open("connect").getpeername())
     return sock
 
 
