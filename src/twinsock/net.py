@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import threading
 import time
@@ -49,7 +50,7 @@ from twinsock._core.types import (
 from twinsock._sockopts import SockOpt
 from twinsock._wait import wait_any_writable, wait_readable, wait_writable
 from twinsock.addresses import IpAddress, check_port, parse_ip_address
-from twinsock.errors import NetTimeout, SocketClosedError
+from twinsock.errors import AddressError, NetTimeout, SocketClosedError
 from twinsock.nativesockets import Domain, Protocol, SockType, to_sock_type
 from twinsock.tls import HandshakeType, SslContext
 
@@ -325,10 +326,14 @@ class Socket(SocketBase):
         if n == size or buf.eof or (n and not self._buffered):
             return n
         deadline = Deadline(timeout, "recv_into")
+        # A large request is read straight into the caller's memory to its end:
+        # filling the buffer for a short tail would drag a whole chunk of
+        # read-ahead through it, which the next large request copies out again.
+        direct = self._tls is None and (size >= READ_CHUNK or not self._buffered)
         try:
             while n < size:
                 room = size - n
-                if self._tls is None and (room >= READ_CHUNK or not self._buffered):
+                if direct or (self._tls is None and room >= READ_CHUNK):
                     got = self._recv_into_direct(sock, view[n:], deadline, safe)
                     if not got:
                         buf.feed_eof()
@@ -608,6 +613,8 @@ def _resolve(
     targets = numeric_targets(host, port, family, sock_type)
     if targets and family in (socket.AF_UNSPEC, targets[0][0]):
         return targets
+    if not targets:
+        _reject_malformed_ip(host)
     if deadline.timeout is None:
         infos = resolver(host, port, family, sock_type)
     else:
@@ -616,6 +623,24 @@ def _resolve(
     if not targets:
         raise OSError(f"{host!r} resolved to no usable address")
     return targets
+
+
+# What the C resolver reads as a numeric IPv4 address (inet_aton's forms: one to
+# four decimal, octal or hex parts).  Such text never reaches DNS as a name.
+_INET_ATON_PART = r"(?:0[xX][0-9a-fA-F]*|[0-9]+)"
+_INET_ATON_FORM = re.compile(rf"(?:{_INET_ATON_PART}\.){{0,3}}{_INET_ATON_PART}\.?")
+
+
+def _reject_malformed_ip(host: str) -> None:
+    """Raise ``AddressError`` for text that can only be meant as an IP address.
+
+    ``getaddrinfo`` would read ``"010.0.0.1"`` as octal (8.0.0.1) and
+    ``"127.1"`` as 127.0.0.1, and would send ``"1.2.3.999"`` to DNS.  A host
+    name never contains ``":"`` and its last label is never all digits
+    (RFC 3696 section 2), so rejecting these loses no real name.
+    """
+    if ":" in host or _INET_ATON_FORM.fullmatch(host):
+        raise AddressError(f"{host!r} is not a valid IPv4 or IPv6 address")
 
 
 def _resolve_in_thread(
