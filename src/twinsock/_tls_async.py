@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from twinsock._core.deadline import Deadline
 from twinsock._core.tls_engine import TlsEngine
-from twinsock._tls_io import HANDSHAKE_TIMEOUT
+from twinsock._tls_io import accept_handshake_deadline
 from twinsock.errors import SslError
 
 if TYPE_CHECKING:
@@ -163,11 +163,11 @@ async def accept_handshake(
 ) -> bool:
     """Handshake with an accepted client; on failure log, close it, return False."""
     client._tls_context = listener._tls_context
-    remaining = accept_deadline.remaining()
-    limit = HANDSHAKE_TIMEOUT if remaining is None else min(HANDSHAKE_TIMEOUT, remaining)
     peer = client._where()
     try:
-        await handshake(client, Deadline(limit, "TLS handshake"), server_side=True, hostname=None)
+        await handshake(
+            client, accept_handshake_deadline(accept_deadline), server_side=True, hostname=None
+        )
     except (OSError, ValueError) as exc:
         log.warning("TLS handshake with %s failed: %s", peer, exc)
         client.close()

@@ -10,6 +10,7 @@ limits and deadlines behave exactly as without TLS.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
+    "accept_handshake_deadline",
     "blocking_accept_handshake",
     "blocking_close_notify",
     "blocking_fill",
@@ -34,7 +36,9 @@ __all__ = [
     "blocking_send",
 ]
 
-#: How long ``accept`` on a TLS listener gives one client to finish its handshake.
+#: How long ``accept`` on a TLS listener gives one client to finish its handshake
+#: (seconds, both socket kinds).  A module setting: assign a new value to change
+#: it for handshakes that start afterwards.
 HANDSHAKE_TIMEOUT = 10.0
 #: How long ``close`` waits to hand close_notify to the OS.
 CLOSE_NOTIFY_TIMEOUT = 1.0
@@ -93,20 +97,43 @@ def blocking_handshake(
         raise SslError("the socket is not wrapped in a TLS context")
     sock = owner._open(deadline.operation)
     engine = TlsEngine(context, server_side=server_side, server_hostname=hostname)
-    while not engine.do_handshake():
-        _pump_in(sock, engine, deadline, safe=False)
-    _send_raw(sock, engine.data_to_send(), deadline)
+    try:
+        while not engine.do_handshake():
+            _pump_in(sock, engine, deadline, safe=False)
+        _send_raw(sock, engine.data_to_send(), deadline)
+    except BaseException:
+        # Tell the peer why (the alert), then close: a failed or interrupted
+        # handshake leaves no usable stream, and no plaintext may follow it.
+        with contextlib.suppress(OSError):
+            _send_raw(sock, engine.data_to_send(), Deadline(0, "TLS alert"))
+        owner._close_native()
+        raise
     owner._tls = engine
 
 
-def blocking_accept_handshake(client: Socket, accept_deadline: Deadline) -> bool:
-    """Handshake with a freshly accepted client; on failure log, close, return False."""
+def accept_handshake_deadline(accept_deadline: Deadline) -> Deadline:
+    """The deadline of one accepted client's handshake (both socket kinds).
+
+    ``HANDSHAKE_TIMEOUT`` (read at each call, so it can be configured), but
+    never past the deadline of the ``accept`` call itself.
+    """
     remaining = accept_deadline.remaining()
     limit = HANDSHAKE_TIMEOUT if remaining is None else min(HANDSHAKE_TIMEOUT, remaining)
+    return Deadline(limit, "TLS handshake")
+
+
+def blocking_accept_handshake(client: Socket, listener: Socket, accept_deadline: Deadline) -> bool:
+    """Handshake with a client accepted by a wrapped ``listener``.
+
+    The client inherits the listener's context.  On failure (including a
+    client that stalls past the handshake deadline) log, close, return False.
+    """
+    client._tls_context = listener._tls_context
+    peer = client._where()
     try:
-        peer = client._where()
-        blocking_handshake(client, Deadline(limit, "TLS handshake"), server_side=True,
-                           hostname=None)
+        blocking_handshake(
+            client, accept_handshake_deadline(accept_deadline), server_side=True, hostname=None
+        )
     except (OSError, ValueError) as exc:
         log.warning("TLS handshake with %s failed: %s", peer, exc)
         client._close_native()
@@ -151,5 +178,21 @@ def blocking_close_notify(owner: Socket) -> None:
     try:
         engine.start_close()
         _send_raw(sock, engine.data_to_send(), Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
+        _discard_unread(sock)
     except (OSError, ValueError):
         pass  # the peer may be gone already: closing must not fail
+
+
+def _discard_unread(sock: socket.socket) -> None:
+    """Empty the kernel's receive queue without waiting.
+
+    Closing a TCP socket with unread bytes (typically TLS 1.3 session tickets
+    nobody read) makes the kernel send RST instead of FIN, and an RST can
+    make the peer lose the close_notify just sent.
+    """
+    for _ in range(64):  # bounded: a peer that keeps sending gets its RST
+        try:
+            if not sock.recv(READ_CHUNK, _DONTWAIT):
+                return
+        except OSError:  # BlockingIOError: queue empty; anything else: gone anyway
+            return

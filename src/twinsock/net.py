@@ -194,7 +194,7 @@ class Socket(SocketBase):
             if inheritable:
                 conn.set_inheritable(True)
             client = Socket.from_native(conn, buffered=self._buffered)
-            if self._tls_context is not None and not client._tls_accept(deadline):
+            if self._tls_context is not None and not client._tls_accept(self, deadline):
                 continue
             return client, sockaddr_text(sockaddr)[0]
 
@@ -537,10 +537,10 @@ class Socket(SocketBase):
 
         blocking_handshake(self, deadline, server_side=server_side, hostname=hostname)
 
-    def _tls_accept(self, deadline: Deadline) -> bool:
+    def _tls_accept(self, listener: Socket, deadline: Deadline) -> bool:
         from twinsock._tls_io import blocking_accept_handshake
 
-        return blocking_accept_handshake(self, deadline)
+        return blocking_accept_handshake(self, listener, deadline)
 
     def _tls_fill(self, deadline: Deadline, safe: bool) -> None:
         from twinsock._tls_io import blocking_fill
@@ -777,7 +777,7 @@ def wrap_connected_socket(
     ``hostname`` sets SNI and is what the certificate is checked against; a
     verifying client without one raises ``ValueError`` before any I/O.
     """
-    server_side = prepare_wrap(ctx, sock, handshake)
+    server_side = prepare_wrap(ctx, sock, handshake, hostname)
     sock._tls_handshake(
         Deadline(timeout, "wrap_connected_socket"), server_side=server_side, hostname=hostname
     )

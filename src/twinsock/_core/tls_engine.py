@@ -43,7 +43,7 @@ from twinsock.errors import PskError, SslError
 if TYPE_CHECKING:
     from twinsock.tls import Certificate, SslContext
 
-__all__ = ["DEFAULT_READ_SIZE", "TlsEngine"]
+__all__ = ["DEFAULT_READ_SIZE", "TlsEngine", "check_handshake_args"]
 
 DEFAULT_READ_SIZE = 262144
 
@@ -80,6 +80,24 @@ _WRONG_KEY_REASONS = {
     "BAD_DECRYPT",
 }
 _UNKNOWN_IDENTITY_REASONS = {"TLSV1_ALERT_UNKNOWN_PSK_IDENTITY", "PSK_IDENTITY_NOT_FOUND"}
+
+
+_NEEDS_HOSTNAME = (
+    "a TLS client with VerifyMode.PEER needs a host name to check the "
+    "certificate against (pass hostname=..., or use VerifyMode.NONE)"
+)
+
+
+def check_handshake_args(context: SslContext, *, server_side: bool, hostname: str | None) -> None:
+    """Refuse, before any I/O, a handshake that :class:`TlsEngine` would refuse.
+
+    Raises:
+        ValueError: a verifying client without a host name.
+    """
+    from twinsock.tls import VerifyMode
+
+    if not server_side and context.verify_mode is VerifyMode.PEER and not hostname:
+        raise ValueError(_NEEDS_HOSTNAME)
 
 
 def _reason(exc: ssl.SSLError) -> str:
@@ -122,10 +140,7 @@ class TlsEngine:
         self._psk_server = server_side and context.server_get_psk_func is not None
         self._psk_only_server = self._psk_server and context.cert_file is None
         if sslctx.check_hostname and self._hostname is None:
-            raise ValueError(
-                "a TLS client with VerifyMode.PEER needs a host name to check the "
-                "certificate against (pass hostname=..., or use VerifyMode.NONE)"
-            )
+            raise ValueError(_NEEDS_HOSTNAME)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._obj = sslctx.wrap_bio(
