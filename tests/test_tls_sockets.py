@@ -1170,3 +1170,35 @@ def test_psk_handshakes_over_sockets_do_not_grow_memory() -> None:
         growth = rss_kib() - before
     assert identities == ["alice"] * 1200
     assert growth < 4 * 1024, f"RSS grew by {growth} KiB over 1000 PSK handshakes"
+
+
+@pytest.mark.parametrize("role", ["kind-is-server", "kind-is-client"])
+def test_large_payload_both_ways(
+    kind: Any, other_kinds: dict[str, Any], pki: Pki, role: str
+) -> None:
+    """Several MiB each way, byte-exact, with recv, recv_into and PEEK through TLS."""
+    from twinsock.net import SocketFlag
+
+    partner = partner_of(kind, other_kinds)
+    server_kind, client_kind = (kind, partner) if role == "kind-is-server" else (partner, kind)
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+
+    def mirror(conn: Any) -> int:
+        peeked = conn.recv(5, timeout=10, flags=SocketFlag.PEEK | SocketFlag.SAFE_DISCONN)
+        target = bytearray(len(payload))
+        assert conn.recv_into(target, timeout=30) == len(payload)
+        assert peeked == payload[:5]
+        conn.send(bytes(target))
+        return len(target)
+
+    with (
+        twin_server(server_kind, new_context(cert_file=pki.server_cert), mirror) as (
+            port,
+            results,
+        ),
+        tls_client(client_kind, new_context(ca_file=pki.ca_file), port) as sock,
+    ):
+        sender = Background(lambda: sock.send(payload, timeout=30))
+        assert sock.recv(len(payload), timeout=30) == payload
+        sender.result()
+    assert results == [len(payload)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 
 from twinsock._base import is_disconnection_error
@@ -25,6 +26,7 @@ from twinsock.errors import NetTimeout, SslError
 
 if TYPE_CHECKING:
     from twinsock.net import Socket
+    from twinsock.tls import SslContext
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -73,19 +75,58 @@ def _recv_raw(sock: socket.socket, deadline: Deadline) -> bytes:
             wait_readable(sock, deadline)
 
 
-def _pump_in(sock: socket.socket, engine: TlsEngine, deadline: Deadline, safe: bool) -> None:
-    """Flush what the engine wants sent, then feed it one chunk from the network."""
-    _send_raw(sock, engine.data_to_send(), deadline)
+class SharedEngine(TlsEngine):
+    """A ``TlsEngine`` that a reader thread and a writer thread may share.
+
+    ``ssl.SSLObject`` releases the GIL inside OpenSSL, so two threads calling
+    one engine at once corrupt records (or crash).  ``state`` guards every
+    engine call; ``sending`` keeps records on the wire in the order the engine
+    made them: whoever holds it drains everything pending and sends it.
+    """
+
+    def __init__(
+        self, context: SslContext, *, server_side: bool, server_hostname: str | None
+    ) -> None:
+        super().__init__(context, server_side=server_side, server_hostname=server_hostname)
+        self.state = threading.Lock()
+        self.sending = threading.Lock()
+
+
+def _acquire(lock: threading.Lock, deadline: Deadline) -> None:
+    remaining = deadline.remaining()
+    if not lock.acquire(timeout=-1 if remaining is None else remaining):
+        raise deadline.error()
+
+
+def _flush(sock: socket.socket, engine: SharedEngine, deadline: Deadline) -> None:
+    """Send all ciphertext the engine has made so far, in order."""
+    with engine.state:
+        if not engine.wants_to_send:
+            return  # the common case: a reader never waits for a busy writer
+    _acquire(engine.sending, deadline)
+    try:
+        with engine.state:
+            out = engine.data_to_send()
+        _send_raw(sock, out, deadline)
+    finally:
+        engine.sending.release()
+
+
+def _recv_into_engine(
+    sock: socket.socket, engine: SharedEngine, deadline: Deadline, safe: bool
+) -> None:
+    """Feed the engine one chunk from the network (or the end of the stream)."""
     try:
         raw = _recv_raw(sock, deadline)
     except OSError as exc:
         if isinstance(exc, NetTimeout) or not (safe and is_disconnection_error(DEFAULT_FLAGS, exc)):
             raise
         raw = b""
-    if raw:
-        engine.receive(raw)
-    else:
-        engine.receive_eof()
+    with engine.state:
+        if raw:
+            engine.receive(raw)
+        else:
+            engine.receive_eof()
 
 
 def blocking_handshake(
@@ -96,10 +137,12 @@ def blocking_handshake(
     if context is None:
         raise SslError("the socket is not wrapped in a TLS context")
     sock = owner._open(deadline.operation)
-    engine = TlsEngine(context, server_side=server_side, server_hostname=hostname)
+    # No other thread can reach the engine before the handshake is done.
+    engine = SharedEngine(context, server_side=server_side, server_hostname=hostname)
     try:
         while not engine.do_handshake():
-            _pump_in(sock, engine, deadline, safe=False)
+            _send_raw(sock, engine.data_to_send(), deadline)
+            _recv_into_engine(sock, engine, deadline, safe=False)
         _send_raw(sock, engine.data_to_send(), deadline)
     except BaseException:
         # Tell the peer why (the alert), then close: a failed or interrupted
@@ -144,14 +187,15 @@ def blocking_accept_handshake(client: Socket, listener: Socket, accept_deadline:
 def blocking_fill(owner: Socket, deadline: Deadline, safe: bool) -> None:
     """Decrypt at least one chunk into the read buffer, or record the end of stream."""
     engine = owner._tls
-    assert engine is not None
+    assert isinstance(engine, SharedEngine)
     sock = owner._open(deadline.operation)
     while True:
-        plain = engine.read()
+        with engine.state:
+            plain = engine.read()
+        _flush(sock, engine, deadline)
         if plain is None:
-            _pump_in(sock, engine, deadline, safe)
+            _recv_into_engine(sock, engine, deadline, safe)
             continue
-        _send_raw(sock, engine.data_to_send(), deadline)
         if plain:
             owner._buf.feed(plain)
         else:
@@ -165,8 +209,10 @@ def blocking_send(owner: Socket, data: Any, deadline: Deadline) -> None:
     sock = owner._open("send")
     if engine is None:
         raise SslError("send before the TLS handshake completed")
-    engine.write(data)
-    _send_raw(sock, engine.data_to_send(), deadline)
+    assert isinstance(engine, SharedEngine)
+    with engine.state:
+        engine.write(data)
+    _flush(sock, engine, deadline)
 
 
 def blocking_close_notify(owner: Socket) -> None:
@@ -175,9 +221,11 @@ def blocking_close_notify(owner: Socket) -> None:
     sock = owner._sock
     if engine is None or sock is None:
         return
+    assert isinstance(engine, SharedEngine)
     try:
-        engine.start_close()
-        _send_raw(sock, engine.data_to_send(), Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
+        with engine.state:
+            engine.start_close()
+        _flush(sock, engine, Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
         _discard_unread(sock)
     except (OSError, ValueError):
         pass  # the peer may be gone already: closing must not fail

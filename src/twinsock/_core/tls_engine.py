@@ -173,6 +173,11 @@ class TlsEngine:
             self._raw_eof = True
             self._incoming.write_eof()
 
+    @property
+    def wants_to_send(self) -> bool:
+        """``True`` while :meth:`data_to_send` has ciphertext waiting."""
+        return self._outgoing.pending > 0
+
     def data_to_send(self) -> bytes:
         """Drain the ciphertext that must be sent to the peer (``b""`` if none)."""
         return self._outgoing.read() if self._outgoing.pending else b""
