@@ -23,7 +23,9 @@ from twinsock.errors import LineTooLong, NetTimeout, SocketClosedError
 from twinsock.net import LineResult, ReadLineResult, SocketFlag
 
 
-def send_in_pieces(peer: socket.socket, pieces: list[bytes], pause: float = 0.002) -> threading.Thread:
+def send_in_pieces(
+    peer: socket.socket, pieces: list[bytes], pause: float = 0.002
+) -> threading.Thread:
     """Send each piece separately (with a pause so they arrive as separate reads)."""
     if peer.family != socket.AF_UNIX:
         peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -79,7 +81,8 @@ class TestLines:
                 assert read_lines_until_eof(twin) == expected_lines(LINE_CASE)
                 # end of stream mid-line: b"" and the partial line is still readable
                 assert twin.recv_line(timeout=5) == b""
-                assert twin.read_line(timeout=5) == LineResult(ReadLineResult.PARTIAL_LINE, b"last\r")
+                partial = LineResult(ReadLineResult.PARTIAL_LINE, b"last\r")
+                assert twin.read_line(timeout=5) == partial
                 assert twin.read_line(timeout=5) == LineResult(ReadLineResult.DISCONNECTED, b"")
             finally:
                 twin.close()

@@ -80,6 +80,9 @@ class AsyncKind:
         self._thread.start()
 
     def run_sync(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Proxies stand for the socket they wrap when passed to module functions.
+        args = tuple(a._target if isinstance(a, AsyncProxy) else a for a in args)
+
         async def runner() -> Any:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):

@@ -8,9 +8,9 @@ own module: ``twinsock.nativesockets`` (low level), ``twinsock.net`` (blocking
 """
 
 from twinsock.addresses import (
-    IPFamily,
     IpAddress,
     IpAddressFamily,
+    IPFamily,
     SocketAddress,
     is_ip_address,
     parse_ip_address,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -123,8 +124,41 @@ def resolve_targets(
     return targets
 
 
+# What the C resolver reads as a numeric IPv4 address (inet_aton's forms: one to
+# four decimal, octal or hex parts).  Such text never reaches DNS as a name.
+_INET_ATON_PART = r"(?:0[xX][0-9a-fA-F]*|[0-9]+)"
+_INET_ATON_FORM = re.compile(rf"(?:{_INET_ATON_PART}\.){{0,3}}{_INET_ATON_PART}\.?")
+
+
+def reject_malformed_ip(host: str) -> None:
+    """Raise ``AddressError`` for text that can only be meant as an IP address.
+
+    ``getaddrinfo`` would read ``"010.0.0.1"`` as octal (8.0.0.1) and
+    ``"127.1"`` as 127.0.0.1, and would send ``"1.2.3.999"`` to DNS.  A host
+    name never contains ``":"`` and its last label is never all digits
+    (RFC 3696 section 2), so rejecting these loses no real name.
+    """
+    if ":" in host or _INET_ATON_FORM.fullmatch(host):
+        raise AddressError(f"{host!r} is not a valid IPv4 or IPv6 address")
+
+
+
 class SocketBase:
     """State and non-waiting methods shared by ``Socket`` and ``AsyncSocket``."""
+
+    # Slots keep an idle connection small (servers hold thousands); subclasses
+    # that add attributes without slots (``simple.TcpConn``) get a __dict__.
+    __slots__ = (
+        "__weakref__",
+        "_buf",
+        "_buffered",
+        "_domain",
+        "_protocol",
+        "_sock",
+        "_sock_type",
+        "_tls",
+        "_tls_context",
+    )
 
     _sock: socket.socket | None
     _buf: ReadBuffer
@@ -237,6 +271,7 @@ class SocketBase:
         check_family(address, sock.family)
         targets = numeric_targets(address, port, sock.family, sock.type)
         if not targets:
+            reject_malformed_ip(address)
             infos = socket.getaddrinfo(address, port, sock.family, sock.type, 0, socket.AI_PASSIVE)
             targets = resolve_targets(infos, sock.family)
             if not targets:

@@ -27,10 +27,11 @@ import asyncio
 import errno
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from twinsock._base import (
     SocketBase,
@@ -43,6 +44,7 @@ from twinsock._base import (
     sockaddr_text,
     unix_path,
 )
+from twinsock._core.buffer import READ_CHUNK
 from twinsock._core.data import as_bytes, check_max_length, check_size
 from twinsock._core.deadline import Deadline, check_timeout
 from twinsock._core.eyeballs import Attempts, interleave
@@ -66,7 +68,6 @@ from twinsock.tls import HandshakeType, SslContext
 __all__ = [
     "BUFFER_SIZE",
     "MAX_LINE_LENGTH",
-    "READ_HIGH_WATER",
     "WRITE_HIGH_WATER",
     "AsyncSocket",
     "LineResult",
@@ -81,34 +82,45 @@ __all__ = [
 
 #: ``send`` waits while the transport holds more than this many unsent bytes.
 WRITE_HIGH_WATER = 256 * 1024
-#: The transport stops reading while this much is buffered and nobody reads.
-READ_HIGH_WATER = 1024 * 1024
 
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
+def _deliver(owner: AsyncSocket, data: bytes) -> None:
+    """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
+    if owner._tls is not None:
+        owner._tls_received(data)
+        return
+    buf = owner._buf
+    buf.feed(data)
+    waiter = owner._read_waiter
+    if waiter is not None and not waiter.done() and (
+        owner._wake_at == 0 or len(buf) >= owner._wake_at
+    ):
+        waiter.set_result(None)
+    if len(buf) > owner._pause_above and owner._transport is not None:
+        # Nobody reads, or a line reader will find its line too long: stop
+        # reading until the next read asks for more (bounded memory).
+        owner._transport.pause_reading()
+        owner._reading_paused = True
+
+
 class _StreamProtocol(asyncio.Protocol):
-    """Pushes transport events into the owning ``AsyncSocket``."""
+    """Pushes transport events into the owning ``AsyncSocket`` (uvloop's fast path)."""
 
     __slots__ = ("_owner",)
 
     def __init__(self, owner: AsyncSocket) -> None:
         self._owner = owner
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Known before the first data arrives, so read-ahead can be paused at once.
+        stream = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self._owner._transport = stream
+
     def data_received(self, data: bytes) -> None:
-        owner = self._owner
-        if owner._tls is not None:
-            owner._tls_received(data)
-            return
-        buf = owner._buf
-        buf.feed(data)
-        waiter = owner._read_waiter
-        if waiter is not None:
-            if not waiter.done() and (owner._wake_at == 0 or len(buf) >= owner._wake_at):
-                waiter.set_result(None)
-        elif buf._chunks_len > READ_HIGH_WATER and owner._transport is not None:
-            owner._transport.pause_reading()
-            owner._reading_paused = True
+        _deliver(self._owner, data)
 
     def eof_received(self) -> bool:
         owner = self._owner
@@ -141,8 +153,64 @@ class _StreamProtocol(asyncio.Protocol):
         owner._wake_writer()
 
 
+class _ReadInto(threading.local):
+    """One receive buffer per thread, shared by every connection of its loop.
+
+    The transport calls ``get_buffer``, reads, and calls ``buffer_updated``
+    back to back, and the bytes are copied out at once, so one buffer serves
+    all connections and an idle connection costs no buffer at all.
+    """
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_CHUNK))
+
+
+_read_into = _ReadInto()
+
+
+class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
+    """The default loop's fast path: its transport reads into our shared buffer
+    instead of allocating a fresh 256 KiB bytes object for every read."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, owner: AsyncSocket) -> None:
+        super().__init__(owner)
+        self._view = _read_into.view
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        _deliver(self._owner, bytes(self._view[:nbytes]))
+
+
+def _protocol_for(loop: asyncio.AbstractEventLoop) -> type[_StreamProtocol]:
+    """The buffered protocol on the stdlib selector loop, the plain one elsewhere."""
+    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return _BufferedStreamProtocol
+    return _StreamProtocol
+
+
 class AsyncSocket(SocketBase):
     """An asyncio socket with a read buffer, line reading and deadlines."""
+
+    __slots__ = (
+        "_attaching",
+        "_loop",
+        "_lost",
+        "_lost_waiter",
+        "_pause_above",
+        "_read_error",
+        "_read_waiter",
+        "_reader",
+        "_reading_paused",
+        "_transport",
+        "_wake_at",
+        "_write_paused",
+        "_write_waiter",
+        "_writer",
+    )
 
     def __init__(
         self,
@@ -181,6 +249,7 @@ class AsyncSocket(SocketBase):
         self._lost: BaseException | None = None
         self._write_paused = False
         self._reading_paused = False
+        self._pause_above = READ_CHUNK  # read-ahead before anyone reads
 
     async def __aenter__(self) -> AsyncSocket:
         return self
@@ -281,11 +350,14 @@ class AsyncSocket(SocketBase):
 
     async def _attach(self, sock: socket.socket, operation: str) -> asyncio.Transport:
         loop = self._loop_now()
-        transport, _ = await loop.connect_accepted_socket(lambda: _StreamProtocol(self), sock=sock)
+        protocol = _protocol_for(loop)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol(self), sock=sock)
+        finally:
+            self._attaching = None  # a finished task would stay alive with the socket
         if self._sock is None:  # closed while attaching
             transport.close()
             raise SocketClosedError(operation)
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._transport = transport
         return transport
 
@@ -403,7 +475,7 @@ class AsyncSocket(SocketBase):
                     if not got:
                         self._raise_read_error(flags)
                     return got
-                waiter = self._arm_read("recv_line", 0)
+                waiter = self._arm_read("recv_line", 0, max_length + 1)
                 if waiter is None:
                     await self._attach_for_read("recv_line")
                 elif timeout is None:
@@ -452,7 +524,7 @@ class AsyncSocket(SocketBase):
                 if deadline is None:
                     deadline = Deadline(timeout, "read_line")
                 try:
-                    await self._wait_data(deadline, 0)
+                    await self._wait_data(deadline, 0, max_length + 1)
                 except NetTimeout:
                     return LineResult(ReadLineResult.NONE, b"")
 
@@ -472,11 +544,13 @@ class AsyncSocket(SocketBase):
             return buf.take(size)
         self._open("recv")
         size = check_size(size)
+        peek = is_peek(flags)  # bad flags fail before any wait
+        check_timeout(timeout)
         if size == 0:
             return b""
         with self._reading("recv"):
             await self._fill_to(size, timeout, flags, "recv")
-            data = buf.peek(size) if is_peek(flags) else buf.take(size)
+            data = buf.peek(size) if peek else buf.take(size)
             if not data:
                 self._raise_read_error(flags)
             return data
@@ -502,9 +576,11 @@ class AsyncSocket(SocketBase):
         if size == 0:
             return 0
         buf = self._buf
+        peek = is_peek(flags)  # bad flags fail before any wait
+        check_timeout(timeout)
         with self._reading("recv_into"):
             await self._fill_to(size, timeout, flags, "recv_into")
-            if is_peek(flags):
+            if peek:
                 data = buf.peek(size)
                 view[: len(data)] = data
                 n = len(data)
@@ -725,9 +801,15 @@ class AsyncSocket(SocketBase):
             raise SocketClosedError(operation)
         self._reader = operation
 
-    def _arm_read(self, operation: str, wake_at: int) -> asyncio.Future[None] | None:
+    def _arm_read(
+        self, operation: str, wake_at: int, pause_above: int | None = None
+    ) -> asyncio.Future[None] | None:
         """A future the protocol resolves when data (``wake_at`` bytes; 0: any), the
-        end of the stream or an error arrives; ``None`` if the transport must be made."""
+        end of the stream or an error arrives; ``None`` if the transport must be made.
+
+        The transport stops reading while more than ``pause_above`` bytes wait
+        (default: what the read wants plus one chunk), so read-ahead is bounded.
+        """
         if self._sock is None:
             raise SocketClosedError(operation)
         transport = self._transport
@@ -741,6 +823,7 @@ class AsyncSocket(SocketBase):
             self._reading_paused = False
             transport.resume_reading()
         self._wake_at = wake_at
+        self._pause_above = wake_at + READ_CHUNK if pause_above is None else pause_above
         waiter = self._read_waiter = loop.create_future()
         if self._buf.eof:
             waiter.set_result(None)
@@ -754,10 +837,12 @@ class AsyncSocket(SocketBase):
             if not self._buf.eof:
                 raise  # otherwise the dead connection reads as its end
 
-    async def _wait_data(self, deadline: Deadline, wake_at: int) -> None:
+    async def _wait_data(
+        self, deadline: Deadline, wake_at: int, pause_above: int | None = None
+    ) -> None:
         """Wait until the buffer holds ``wake_at`` bytes (0: any new data), the stream
         ends, or the deadline passes."""
-        waiter = self._arm_read(deadline.operation, wake_at)
+        waiter = self._arm_read(deadline.operation, wake_at, pause_above)
         try:
             if waiter is None:
                 await self._attach_for_read(deadline.operation)
@@ -940,17 +1025,20 @@ async def dial(
     targets = interleave(
         await _resolve(address, port, socket.AF_UNSPEC, sock_type, deadline, resolver)
     )
-    attempts: Attempts[tuple[int, Any]] = Attempts(targets)
-    racing: dict[asyncio.Task[None], tuple[socket.socket, tuple[int, Any]]] = {}
+    # The schedule works on endpoint texts, so the notes read "attempt to [::1]:80".
+    by_endpoint = {format_endpoint(sockaddr): (family, sockaddr) for family, sockaddr in targets}
+    attempts: Attempts[str] = Attempts(list(by_endpoint))
+    racing: dict[asyncio.Task[None], tuple[socket.socket, str]] = {}
     winner: socket.socket | None = None
     describe = f"dial {address}:{port}"
     try:
         while winner is None:
             now = time.monotonic()
             while (target := attempts.next_target(now)) is not None:
-                native = socket.socket(target[0], sock_type, int(protocol))
+                family, sockaddr = by_endpoint[target]
+                native = socket.socket(family, sock_type, int(protocol))
                 native.setblocking(False)
-                task = loop.create_task(_connect_task(loop, native, target[1]))
+                task = loop.create_task(_connect_task(loop, native, sockaddr))
                 racing[task] = (native, target)
             if attempts.exhausted():
                 raise attempts.final_error(describe)
@@ -976,12 +1064,7 @@ async def dial(
                         attempts.failed(target, error, time.monotonic())
             if winner is None and deadline.expired():
                 error = deadline.error(describe.removeprefix("dial "))
-                for failure in attempts.failures:
-                    error.add_note(f"attempt to {format_endpoint(failure.target[1])} failed "
-                                   f"after {failure.elapsed:.3f} s: {failure.error!r}")
-                for _native, target in racing.values():
-                    error.add_note(f"attempt to {format_endpoint(target[1])} did not answer")
-                raise error
+                raise attempts.timed_out(error, [t for _n, t in racing.values()])
     finally:
         for task, (native, _target) in racing.items():
             task.cancel()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import socket
 import threading
 import time
@@ -30,6 +29,7 @@ from twinsock._base import (
     is_safe,
     numeric_targets,
     prepare_wrap,
+    reject_malformed_ip,
     resolve_targets,
     sockaddr_text,
     unix_path,
@@ -50,7 +50,7 @@ from twinsock._core.types import (
 from twinsock._sockopts import SockOpt
 from twinsock._wait import wait_any_writable, wait_readable, wait_writable
 from twinsock.addresses import IpAddress, check_port, parse_ip_address
-from twinsock.errors import AddressError, NetTimeout, SocketClosedError
+from twinsock.errors import NetTimeout, SocketClosedError
 from twinsock.nativesockets import Domain, Protocol, SockType, to_sock_type
 from twinsock.tls import HandshakeType, SslContext
 
@@ -85,6 +85,8 @@ def _getaddrinfo(host: str, port: int, family: int, sock_type: int) -> Sequence[
 
 class Socket(SocketBase):
     """A blocking socket with a read buffer, line reading and deadlines."""
+
+    __slots__ = ()
 
     def __init__(
         self,
@@ -217,10 +219,14 @@ class Socket(SocketBase):
         return self._recv_line(timeout, flags, max_length)
 
     def _recv_line(self, timeout: float | None, flags: SocketFlag, max_length: int) -> bytes:
-        self._open("recv_line")
-        max_length = check_max_length(max_length)
-        peek = is_peek(flags)
-        safe = is_safe(flags)
+        if self._sock is None:
+            raise SocketClosedError("recv_line")
+        if max_length.__class__ is not int or max_length < 0:
+            max_length = check_max_length(max_length)
+        if flags is DEFAULT_FLAGS:
+            peek, safe = False, True
+        else:
+            peek, safe = is_peek(flags), is_safe(flags)
         buf = self._buf
         deadline = None
         while True:
@@ -228,7 +234,10 @@ class Socket(SocketBase):
             if line is not None:
                 return line
             if deadline is None:
-                deadline = Deadline(timeout, "recv_line")
+                deadline = (
+                    Deadline.forever("recv_line") if timeout is None
+                    else Deadline(timeout, "recv_line")
+                )
             self._fill(deadline, safe, max_length)
 
     def recv_line_into(
@@ -440,7 +449,9 @@ class Socket(SocketBase):
 
     def _fill(self, deadline: Deadline, safe: bool, max_length: int | None = None) -> None:
         """Receive once into the buffer, or record the end of the stream."""
-        sock = self._open(deadline.operation)
+        sock = self._sock
+        if sock is None:
+            raise SocketClosedError(deadline.operation)
         if self._tls is not None:
             self._tls_fill(deadline, safe)
             return
@@ -614,7 +625,7 @@ def _resolve(
     if targets and family in (socket.AF_UNSPEC, targets[0][0]):
         return targets
     if not targets:
-        _reject_malformed_ip(host)
+        reject_malformed_ip(host)
     if deadline.timeout is None:
         infos = resolver(host, port, family, sock_type)
     else:
@@ -623,24 +634,6 @@ def _resolve(
     if not targets:
         raise OSError(f"{host!r} resolved to no usable address")
     return targets
-
-
-# What the C resolver reads as a numeric IPv4 address (inet_aton's forms: one to
-# four decimal, octal or hex parts).  Such text never reaches DNS as a name.
-_INET_ATON_PART = r"(?:0[xX][0-9a-fA-F]*|[0-9]+)"
-_INET_ATON_FORM = re.compile(rf"(?:{_INET_ATON_PART}\.){{0,3}}{_INET_ATON_PART}\.?")
-
-
-def _reject_malformed_ip(host: str) -> None:
-    """Raise ``AddressError`` for text that can only be meant as an IP address.
-
-    ``getaddrinfo`` would read ``"010.0.0.1"`` as octal (8.0.0.1) and
-    ``"127.1"`` as 127.0.0.1, and would send ``"1.2.3.999"`` to DNS.  A host
-    name never contains ``":"`` and its last label is never all digits
-    (RFC 3696 section 2), so rejecting these loses no real name.
-    """
-    if ":" in host or _INET_ATON_FORM.fullmatch(host):
-        raise AddressError(f"{host!r} is not a valid IPv4 or IPv6 address")
 
 
 def _resolve_in_thread(
@@ -744,12 +737,7 @@ def _race(
                 attempts.failed(target, OSError(code, _strerror(code)), time.monotonic())
             if winner is None and deadline.expired():
                 error = deadline.error(describe.removeprefix("dial "))
-                for failure in attempts.failures:
-                    error.add_note(f"attempt to {failure.target} failed "
-                                   f"after {failure.elapsed:.3f} s: {failure.error!r}")
-                for target in racing.values():
-                    error.add_note(f"attempt to {target} did not answer")
-                raise error
+                raise attempts.timed_out(error, list(racing.values()))
     finally:
         for sock in racing:
             if sock is not winner:

@@ -111,8 +111,10 @@ class ReadBuffer:
         An empty line is returned as ``b""``.  Raises ``LineTooLong`` (consuming
         nothing) once the line is known to exceed ``max_length``.
         """
-        self._settle()
-        self._join()
+        if self._batch_n:
+            self._settle()
+        if self._chunks:
+            self._join()
         data = self._data
         pos = self._pos
         start = self._scanned if self._scanned > pos else pos

@@ -38,6 +38,14 @@ class Deadline:
         self.operation = operation
         self._expires = None if self.timeout is None else time.monotonic() + self.timeout
 
+    @classmethod
+    def forever(cls, operation: str) -> Deadline:
+        """A shared deadline without a limit (calls without a timeout skip the clock)."""
+        deadline = _FOREVER.get(operation)
+        if deadline is None:
+            deadline = _FOREVER[operation] = cls(None, operation)
+        return deadline
+
     def remaining(self) -> float | None:
         """Seconds left (never negative), or ``None`` for no limit."""
         if self._expires is None:
@@ -56,3 +64,6 @@ class Deadline:
         """
         where = f" {where}:" if where else ""
         return NetTimeout(f"{self.operation}{where} timed out after {self.timeout:g} s")
+
+
+_FOREVER: dict[str, Deadline] = {}

@@ -90,6 +90,17 @@ class Attempts(Generic[T]):
         """True when every attempt was made and none is still in flight."""
         return self._next >= len(self.targets) and not self.in_flight
 
+    def timed_out(self, error: BaseException, unanswered: Sequence[T]) -> BaseException:
+        """``error`` (the deadline's) with one note per attempt, answered or not."""
+        for failure in self.failures:
+            error.add_note(
+                f"attempt to {failure.target} failed after {failure.elapsed:.3f} s: "
+                f"{failure.error!r}"
+            )
+        for target in unanswered:
+            error.add_note(f"attempt to {target} did not answer")
+        return error
+
     def final_error(self, describe: str) -> BaseException:
         """The last attempt's error, with one note per attempt (SPEC section 0)."""
         if not self.failures:
