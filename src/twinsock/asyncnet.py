@@ -98,7 +98,7 @@ def _deliver(owner: AsyncSocket, data: bytes) -> None:
         owner._wake_at == 0 or len(buf) >= owner._wake_at
     ):
         waiter.set_result(None)
-    if len(buf) > owner._pause_above and owner._transport is not None:
+    if buf.size_hint() > owner._pause_above and owner._transport is not None:
         # Nobody reads, or a line reader will find its line too long: stop
         # reading until the next read asks for more (bounded memory).
         owner._transport.pause_reading()
@@ -470,7 +470,8 @@ class AsyncSocket(SocketBase):
             buf = self._buf
             deadline = None
             while True:
-                got = buf.recv_line(max_length, peek=peek)
+                # An empty buffer cannot hold a line: wait first (the echo case).
+                got = buf.recv_line(max_length, peek=peek) if buf or buf.eof else None
                 if got is not None:
                     if not got:
                         self._raise_read_error(flags)

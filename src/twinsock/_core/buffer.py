@@ -103,6 +103,11 @@ class ReadBuffer:
     def __bool__(self) -> bool:
         return bool(self.ready) or self._pos < len(self._data) or self._chunks_len > 0
 
+    def size_hint(self) -> int:
+        """The unread byte count, cheaply: exact, or larger while a batch of lines
+        is out (for bounds and wake-ups, where over-estimating is safe)."""
+        return len(self._data) - self._pos + self._chunks_len
+
     # -- lines ----------------------------------------------------------------
 
     def maybe_line(self, max_length: int, *, consume: bool = True) -> bytes | None:
