@@ -54,12 +54,12 @@ def _decrypt(owner: AsyncSocket, engine: TlsEngine) -> None:
     _flush(owner, engine)
     waiter = owner._read_waiter
     if waiter is not None and not waiter.done() and (
-        buf.eof or owner._wake_at == 0 or len(buf) >= owner._wake_at
+        owner._wake_at == 0 or buf.eof or buf.size_hint() >= owner._wake_at
     ):
         waiter.set_result(None)
 
 
-def received(owner: AsyncSocket, data: bytes) -> None:
+def received(owner: AsyncSocket, data: bytes | memoryview) -> None:
     """The protocol received ciphertext."""
     engine = owner._tls
     assert engine is not None
@@ -81,7 +81,7 @@ def eof_received(owner: AsyncSocket) -> None:
         owner._wake_reader()
 
 
-def write(owner: AsyncSocket, data: memoryview) -> None:
+def write(owner: AsyncSocket, data: bytes | bytearray | memoryview) -> None:
     """Encrypt and queue application data."""
     engine = owner._tls
     assert engine is not None

@@ -33,6 +33,7 @@ from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any, cast
 
+from twinsock import _tls_async
 from twinsock._base import (
     SocketBase,
     check_family,
@@ -182,7 +183,11 @@ class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        _deliver(self._owner, bytes(self._view[:nbytes]))
+        owner = self._owner
+        if owner._tls is not None:  # ciphertext goes straight into the engine's BIO
+            owner._tls_received(self._view[:nbytes])
+        else:
+            _deliver(owner, bytes(self._view[:nbytes]))
 
 
 def _protocol_for(loop: asyncio.AbstractEventLoop) -> type[_StreamProtocol]:
@@ -635,13 +640,11 @@ class AsyncSocket(SocketBase):
         transport = self._transport
         if data.__class__ is not bytes:
             data = as_bytes(data)
-        if (
-            transport is not None
-            and self._writer is None
-            and self._tls is None
-            and len(data) <= WRITE_HIGH_WATER
-        ):
-            transport.write(data)
+        if transport is not None and self._writer is None and len(data) <= WRITE_HIGH_WATER:
+            if self._tls is None:
+                transport.write(data)
+            else:
+                _tls_async.write(self, data)
             if self._write_paused or transport.is_closing():
                 await self._after_write(timeout)
             return
@@ -866,37 +869,25 @@ class AsyncSocket(SocketBase):
 
     # -- TLS hooks (see twinsock._tls_async) --------------------------------------------
 
-    def _tls_received(self, data: bytes) -> None:
-        from twinsock._tls_async import received
-
-        received(self, data)
+    def _tls_received(self, data: bytes | memoryview) -> None:
+        _tls_async.received(self, data)
 
     def _tls_eof(self) -> None:
-        from twinsock._tls_async import eof_received
-
-        eof_received(self)
+        _tls_async.eof_received(self)
 
     def _tls_write(self, data: memoryview) -> None:
-        from twinsock._tls_async import write
-
-        write(self, data)
+        _tls_async.write(self, data)
 
     def _tls_queue_close_notify(self, transport: asyncio.Transport) -> None:
-        from twinsock._tls_async import queue_close_notify
-
-        queue_close_notify(self, transport)
+        _tls_async.queue_close_notify(self, transport)
 
     async def _tls_handshake(
         self, deadline: Deadline, *, server_side: bool, hostname: str | None
     ) -> None:
-        from twinsock._tls_async import handshake
-
-        await handshake(self, deadline, server_side=server_side, hostname=hostname)
+        await _tls_async.handshake(self, deadline, server_side=server_side, hostname=hostname)
 
     async def _tls_accept(self, listener: AsyncSocket, deadline: Deadline) -> bool:
-        from twinsock._tls_async import accept_handshake
-
-        return await accept_handshake(self, listener, deadline)
+        return await _tls_async.accept_handshake(self, listener, deadline)
 
 
 _running_loop = asyncio.get_running_loop

@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_READ_SIZE", "TlsEngine", "check_handshake_args"]
 
-DEFAULT_READ_SIZE = 262144
+#: One TLS record holds at most 16 KiB of plaintext, and ``SSLObject.read(n)``
+#: allocates ``n`` bytes up front: asking for more only costs an allocation.
+DEFAULT_READ_SIZE = 16384
 
 # OpenSSL verify codes that mean "the chain does not end at a CA we trust".
 _UNKNOWN_CA_CODES = {2, 18, 19, 20, 21}
@@ -269,9 +271,12 @@ class TlsEngine:
         """
         if max_size <= 0:
             raise ValueError("max_size must be positive")
-        self._require_handshake("read")
+        if self._error is not None or not self._handshake_done:
+            self._require_handshake("read")
         if self._ended:
             return b""
+        if not self._raw_eof and not self._incoming.pending and not self._obj.pending():
+            return None  # nothing to decrypt: skip OpenSSL's SSLWantReadError round trip
         try:
             data = self._obj.read(max_size)
         except ssl.SSLWantReadError:
@@ -294,14 +299,21 @@ class TlsEngine:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data``; the ciphertext waits in :meth:`data_to_send`."""
-        self._require_handshake("write")
+        if self._error is not None or not self._handshake_done:
+            self._require_handshake("write")
         if self._close_started:
             raise SslError("write after start_close() on a TLS connection")
-        view = memoryview(data)
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        done = 0
         try:
+            if data.__class__ is bytes:
+                done = self._obj.write(data)  # the usual case: one call, no views
+                if done == len(data):
+                    return
+                view = memoryview(data)
+            else:
+                view = memoryview(data)
+                if view.ndim != 1 or view.itemsize != 1:
+                    view = view.cast("B")
+                done = 0
             while done < len(view):
                 done += self._obj.write(view[done:])
         except ssl.SSLError as exc:
