@@ -48,6 +48,8 @@ def _decrypt(owner: AsyncSocket, engine: TlsEngine) -> None:
                 buf.feed_eof()
                 break
             buf.feed(plain)
+            if not engine.has_input():
+                break
     except SslError as exc:
         owner._read_error = exc
         buf.feed_eof()

@@ -297,6 +297,10 @@ class TlsEngine:
             return b""
         return data
 
+    def has_input(self) -> bool:
+        """True if :meth:`read` could return something without more ciphertext."""
+        return self._raw_eof or bool(self._incoming.pending) or self._obj.pending() > 0
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data``; the ciphertext waits in :meth:`data_to_send`."""
         if self._error is not None or not self._handshake_done:
