@@ -46,7 +46,7 @@ from twinsock._base import (
     unix_path,
 )
 from twinsock._core.buffer import READ_CHUNK
-from twinsock._core.data import as_bytes, check_max_length, check_size
+from twinsock._core.data import as_bytes, check_max_length, check_size, recv_into_target
 from twinsock._core.deadline import Deadline, check_timeout
 from twinsock._core.eyeballs import Attempts, interleave
 from twinsock._core.types import (
@@ -570,15 +570,8 @@ class AsyncSocket(SocketBase):
     ) -> int:
         """Like ``recv``, into a writable buffer."""
         self._open("recv_into")
-        from twinsock.net import _writable_view
-
-        view = _writable_view(buffer)
-        if size is None:
-            size = len(view)
-        else:
-            size = check_size(size)
-            if size > len(view):
-                raise ValueError(f"size {size} is larger than the buffer ({len(view)} bytes)")
+        view = recv_into_target(buffer, size)
+        size = len(view)
         if size == 0:
             return 0
         buf = self._buf
@@ -1034,11 +1027,7 @@ async def dial(
                 racing[task] = (native, target)
             if attempts.exhausted():
                 raise attempts.final_error(describe)
-            due = attempts.wait_until()
-            limit = deadline.remaining()
-            wait = None if due is None else max(0.0, due - time.monotonic())
-            if limit is not None:
-                wait = limit if wait is None else min(wait, limit)
+            wait = attempts.wait_time(time.monotonic(), deadline.remaining())
             if racing:
                 done, _ = await asyncio.wait(racing, timeout=wait,
                                              return_when=asyncio.FIRST_COMPLETED)

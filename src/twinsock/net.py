@@ -35,7 +35,7 @@ from twinsock._base import (
     unix_path,
 )
 from twinsock._core.buffer import READ_CHUNK
-from twinsock._core.data import as_bytes, check_max_length, check_size
+from twinsock._core.data import as_bytes, check_max_length, check_size, recv_into_target
 from twinsock._core.deadline import Deadline, check_timeout
 from twinsock._core.eyeballs import Attempts, interleave
 from twinsock._core.types import (
@@ -314,14 +314,8 @@ class Socket(SocketBase):
     ) -> int:
         """Like ``recv``, into a writable buffer; large reads skip the read buffer."""
         sock = self._open("recv_into")
-        view = _writable_view(buffer)
-        if size is None:
-            size = len(view)
-        else:
-            size = check_size(size)
-            if size > len(view):
-                raise ValueError(f"size {size} is larger than the buffer ({len(view)} bytes)")
-        view = view[:size]
+        view = recv_into_target(buffer, size)
+        size = len(view)
         if size == 0:
             return 0
         safe = is_safe(flags)
@@ -572,17 +566,6 @@ class Socket(SocketBase):
 # -- module functions ------------------------------------------------------------------------
 
 
-def _writable_view(buffer: Any) -> memoryview:
-    try:
-        view = memoryview(buffer)
-    except TypeError:
-        kind = type(buffer).__name__
-        raise TypeError(f"buffer must be a writable bytes-like object, not {kind}") from None
-    if view.readonly:
-        raise TypeError("buffer must be writable (bytearray, memoryview, array, ...)")
-    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
-
-
 def _was_reset(conn: socket.socket) -> bool:
     """True for an accepted connection the client already reset."""
     code = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -722,11 +705,7 @@ def _race(
                 break
             if attempts.exhausted():
                 raise attempts.final_error(describe)
-            due = attempts.wait_until()
-            limit = deadline.remaining()
-            wait = None if due is None else max(0.0, due - time.monotonic())
-            if limit is not None:
-                wait = limit if wait is None else min(wait, limit)
+            wait = attempts.wait_time(time.monotonic(), deadline.remaining())
             for sock in wait_any_writable(list(racing), wait):
                 target = racing.pop(sock)
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-__all__ = ["as_bytes", "check_max_length", "check_size"]
+__all__ = ["as_bytes", "check_max_length", "check_size", "recv_into_target"]
 
 
 def as_bytes(data: Any) -> bytes | bytearray | memoryview:
@@ -40,3 +40,22 @@ def check_size(size: Any, name: str = "size") -> int:
 def check_max_length(max_length: Any) -> int:
     """A line-length limit: a non-negative integer."""
     return check_size(max_length, "max_length")
+
+
+def recv_into_target(buffer: Any, size: Any) -> memoryview:
+    """The writable byte view ``recv_into`` fills: ``size`` bytes of ``buffer``."""
+    try:
+        view = memoryview(buffer)
+    except TypeError:
+        kind = type(buffer).__name__
+        raise TypeError(f"buffer must be a writable bytes-like object, not {kind}") from None
+    if view.readonly:
+        raise TypeError("buffer must be writable (bytearray, memoryview, array, ...)")
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    if size is None:
+        return view
+    size = check_size(size)
+    if size > len(view):
+        raise ValueError(f"size {size} is larger than the buffer ({len(view)} bytes)")
+    return view[:size]

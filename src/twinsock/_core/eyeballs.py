@@ -79,6 +79,15 @@ class Attempts(Generic[T]):
             return None
         return self._next_start
 
+    def wait_time(self, now: float, limit: float | None) -> float | None:
+        """How long to wait for the attempts in flight before the next one is due,
+        at most ``limit`` seconds (``None``: no limit)."""
+        due = self.wait_until()
+        wait = None if due is None else max(0.0, due - now)
+        if limit is not None:
+            wait = limit if wait is None else min(wait, limit)
+        return wait
+
     def failed(self, target: T, error: BaseException, now: float) -> None:
         """Record a failed attempt; the next one may start at once."""
         self.in_flight -= 1
