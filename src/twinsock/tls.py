@@ -145,6 +145,10 @@ class SslContext:
 
     @property
     def psk_identity_hint(self) -> str | None:
+        """The hint a PSK server sends to clients (TLS 1.2; TLS 1.3 has no hint).
+
+        Setting it applies to connections made afterwards.
+        """
         return self._psk_identity_hint
 
     @psk_identity_hint.setter
@@ -154,6 +158,10 @@ class SslContext:
 
     @property
     def client_get_psk_func(self) -> _psk.ClientPskFunc | None:
+        """``func(hint) -> (identity, key)`` for a PSK client; ``None``: no PSK.
+
+        An exception in it fails the handshake with ``PskError``.
+        """
         return self._client_get_psk_func
 
     @client_get_psk_func.setter
@@ -163,6 +171,8 @@ class SslContext:
 
     @property
     def server_get_psk_func(self) -> _psk.ServerPskFunc | None:
+        """``func(identity) -> key or None`` for a PSK server; ``None`` rejects the
+        identity (``PskError``); an exception in it fails the handshake too."""
         return self._server_get_psk_func
 
     @server_get_psk_func.setter
