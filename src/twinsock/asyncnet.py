@@ -27,13 +27,13 @@ import asyncio
 import errno
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 from twinsock import _tls_async
+from twinsock._async_protocol import WRITE_HIGH_WATER, protocol_for
 from twinsock._base import (
     SocketBase,
     check_family,
@@ -81,120 +81,8 @@ __all__ = [
     "wrap_socket",
 ]
 
-#: ``send`` waits while the transport holds more than this many unsent bytes.
-WRITE_HIGH_WATER = 256 * 1024
 
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
-
-
-def _deliver(owner: AsyncSocket, data: bytes) -> None:
-    """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
-    if owner._tls is not None:
-        owner._tls_received(data)
-        return
-    buf = owner._buf
-    buf.feed(data)
-    waiter = owner._read_waiter
-    if waiter is not None and not waiter.done() and (
-        owner._wake_at == 0 or len(buf) >= owner._wake_at
-    ):
-        waiter.set_result(None)
-    if buf.size_hint() > owner._pause_above and owner._transport is not None:
-        # Nobody reads, or a line reader will find its line too long: stop
-        # reading until the next read asks for more (bounded memory).
-        owner._transport.pause_reading()
-        owner._reading_paused = True
-
-
-class _StreamProtocol(asyncio.Protocol):
-    """Pushes transport events into the owning ``AsyncSocket`` (uvloop's fast path)."""
-
-    __slots__ = ("_owner",)
-
-    def __init__(self, owner: AsyncSocket) -> None:
-        self._owner = owner
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Known before the first data arrives, so read-ahead can be paused at once.
-        stream = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self._owner._transport = stream
-
-    def data_received(self, data: bytes) -> None:
-        _deliver(self._owner, data)
-
-    def eof_received(self) -> bool:
-        owner = self._owner
-        if owner._tls is not None:
-            owner._tls_eof()
-        else:
-            owner._buf.feed_eof()
-            owner._wake_reader()
-        return True  # keep the write side open (half-close)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        owner = self._owner
-        owner._lost = exc if exc is not None else ConnectionResetError(
-            errno.ECONNRESET, "connection lost"
-        )
-        if not owner._buf.eof and exc is not None:
-            owner._read_error = exc
-        owner._buf.feed_eof()
-        owner._wake_reader()
-        owner._wake_writer()
-        if owner._lost_waiter is not None and not owner._lost_waiter.done():
-            owner._lost_waiter.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._owner._write_paused = True
-
-    def resume_writing(self) -> None:
-        owner = self._owner
-        owner._write_paused = False
-        owner._wake_writer()
-
-
-class _ReadInto(threading.local):
-    """One receive buffer per thread, shared by every connection of its loop.
-
-    The transport calls ``get_buffer``, reads, and calls ``buffer_updated``
-    back to back, and the bytes are copied out at once, so one buffer serves
-    all connections and an idle connection costs no buffer at all.
-    """
-
-    def __init__(self) -> None:
-        self.view = memoryview(bytearray(READ_CHUNK))
-
-
-_read_into = _ReadInto()
-
-
-class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
-    """The default loop's fast path: its transport reads into our shared buffer
-    instead of allocating a fresh 256 KiB bytes object for every read."""
-
-    __slots__ = ("_view",)
-
-    def __init__(self, owner: AsyncSocket) -> None:
-        super().__init__(owner)
-        self._view = _read_into.view
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        owner = self._owner
-        if owner._tls is not None:  # ciphertext goes straight into the engine's BIO
-            owner._tls_received(self._view[:nbytes])
-        else:
-            _deliver(owner, bytes(self._view[:nbytes]))
-
-
-def _protocol_for(loop: asyncio.AbstractEventLoop) -> type[_StreamProtocol]:
-    """The buffered protocol on the stdlib selector loop, the plain one elsewhere."""
-    if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
-        return _BufferedStreamProtocol
-    return _StreamProtocol
 
 
 class AsyncSocket(SocketBase):
@@ -355,7 +243,7 @@ class AsyncSocket(SocketBase):
 
     async def _attach(self, sock: socket.socket, operation: str) -> asyncio.Transport:
         loop = self._loop_now()
-        protocol = _protocol_for(loop)
+        protocol = protocol_for(loop)
         try:
             transport, _ = await loop.connect_accepted_socket(lambda: protocol(self), sock=sock)
         finally:
