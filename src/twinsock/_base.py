@@ -107,6 +107,20 @@ def numeric_targets(address: str, port: int, family: int, sock_type: int) -> lis
     return [(socket.AF_INET, (str(ip), port))]
 
 
+def literal_targets(
+    host: str, port: int, family: int, sock_type: int
+) -> list[tuple[int, Any]] | None:
+    """The targets of ``host`` when it needs no resolver (an IP literal of a usable
+    family), else ``None``.  Raises for a non-str host or malformed IP text."""
+    if not isinstance(host, str):
+        raise TypeError(f"address must be a str, not {type(host).__name__}")
+    targets = numeric_targets(host, port, family, sock_type)
+    if not targets:
+        reject_malformed_ip(host)
+        return None
+    return targets if family in (socket.AF_UNSPEC, targets[0][0]) else None
+
+
 def resolve_targets(
     infos: list[tuple[Any, ...]], family: int
 ) -> list[tuple[int, Any]]:

@@ -41,6 +41,7 @@ from twinsock._base import (
     is_disconnection_error,
     is_peek,
     is_safe,
+    literal_targets,
     prepare_wrap,
     sockaddr_text,
     unix_path,
@@ -853,13 +854,9 @@ async def _resolve(
     resolver: Resolver | None,
 ) -> list[tuple[int, Any]]:
     """Resolve in the loop's executor (the blocking resolver rules, run off-loop)."""
-    from twinsock._base import numeric_targets
-
-    if not isinstance(host, str):
-        raise TypeError(f"address must be a str, not {type(host).__name__}")
-    targets = numeric_targets(host, port, family, sock_type)
-    if targets and family in (socket.AF_UNSPEC, targets[0][0]):
-        return targets
+    literal = literal_targets(host, port, family, sock_type)
+    if literal is not None:
+        return literal
     loop = asyncio.get_running_loop()
     unlimited = Deadline(None, deadline.operation)
     job = loop.run_in_executor(

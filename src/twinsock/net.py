@@ -27,9 +27,8 @@ from twinsock._base import (
     is_disconnection_error,
     is_peek,
     is_safe,
-    numeric_targets,
+    literal_targets,
     prepare_wrap,
-    reject_malformed_ip,
     resolve_targets,
     sockaddr_text,
     unix_path,
@@ -602,13 +601,9 @@ def _resolve(
     resolver: Resolver,
 ) -> list[tuple[int, Any]]:
     """``(family, sockaddr)`` targets for ``host``, resolving within the deadline."""
-    if not isinstance(host, str):
-        raise TypeError(f"address must be a str, not {type(host).__name__}")
-    targets = numeric_targets(host, port, family, sock_type)
-    if targets and family in (socket.AF_UNSPEC, targets[0][0]):
-        return targets
-    if not targets:
-        reject_malformed_ip(host)
+    literal = literal_targets(host, port, family, sock_type)
+    if literal is not None:
+        return literal
     if deadline.timeout is None:
         infos = resolver(host, port, family, sock_type)
     else:
