@@ -233,3 +233,93 @@ def test_random_splits_match_the_reference(pieces: list[bytes], cuts: list[int])
         pos += size
     assert b"".join(chunks) == stream
     assert read_all_lines(chunks) == reference_lines(stream)
+
+
+class ReferenceBuffer:
+    """The SPEC's rules over one plain ``bytes``: slow, obviously right."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def recv_line(self, max_length: int) -> bytes | None:
+        i = self.pending.find(b"\n")
+        if i < 0:
+            if len(self.pending) > max_length + self.pending.endswith(b"\r"):
+                raise LineTooLong(max_length)
+            return None
+        end = i - 1 if i and self.pending[i - 1] == 13 else i
+        if end > max_length:
+            raise LineTooLong(max_length)
+        line = self.pending[:end]
+        self.pending = self.pending[i + 1 :]
+        return line or CRLF
+
+    def take(self, size: int) -> bytes:
+        out, self.pending = self.pending[:size], self.pending[size:]
+        return out
+
+
+OPERATIONS = st.one_of(
+    st.tuples(st.just("feed"), st.lists(
+        st.sampled_from([b"a", b"bc", b"\r", b"\n", b"\r\n", b"xyz" * 20, b"q\n" * 30]),
+        max_size=12,
+    ).map(b"".join)),
+    st.tuples(st.just("line"), st.integers(min_value=0, max_value=80)),
+    st.tuples(st.just("pop"), st.just(0)),
+    st.tuples(st.just("take"), st.integers(min_value=0, max_value=90)),
+    st.tuples(st.just("peek"), st.integers(min_value=0, max_value=90)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(OPERATIONS, max_size=60))
+def test_any_mix_of_operations_matches_the_reference(
+    operations: list[tuple[str, bytes | int]],
+) -> None:
+    """Lines (both lanes, any limit), sized reads and peeks, fed in any pieces."""
+    buf = ReadBuffer()
+    ref = ReferenceBuffer()
+    for name, arg in operations:
+        if name == "feed":
+            assert isinstance(arg, bytes)
+            buf.feed(arg)
+            ref.pending += arg
+        elif name == "line":
+            assert isinstance(arg, int)
+            try:
+                expected: bytes | type[LineTooLong] | None = ref.recv_line(arg)
+            except LineTooLong:
+                expected = LineTooLong
+            if expected is LineTooLong:
+                with pytest.raises(LineTooLong):
+                    buf.recv_line(arg)
+            else:
+                assert buf.recv_line(arg) == expected
+        elif name == "pop":
+            if buf.ready:
+                assert (buf.ready.pop() or CRLF) == ref.recv_line(10**6)
+        elif name == "take":
+            assert isinstance(arg, int)
+            assert buf.take(arg) == ref.take(arg)
+        else:
+            assert isinstance(arg, int)
+            assert buf.peek(arg) == ref.pending[:arg]
+        assert len(buf) == len(ref.pending)
+        assert buf.has_line_end() == (b"\n" in ref.pending)
+
+
+def test_lines_beyond_the_batch_window_are_not_skipped() -> None:
+    """A batch covers only its window; once it is used up, the lines after it
+    are still found, even when a new chunk arrives before the next read."""
+    buf = ReadBuffer()
+    lines = [b"%03d" % i for i in range(200)]  # 1,000 bytes: beyond the first window
+    buf.feed(b"\n".join(lines[:150]) + b"\n")
+    assert buf.recv_line(100) == lines[0]
+    got = [lines[0]]
+    while buf.ready:  # the fast lane, to the end of the first batch
+        got.append(buf.ready.pop())
+    assert len(got) < 150  # the window really stopped the batch short
+    buf.feed(b"\n".join(lines[150:]) + b"\n")
+    while (line := buf.recv_line(100)) is not None:
+        got.append(line)
+    assert got == lines

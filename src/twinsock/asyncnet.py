@@ -46,7 +46,7 @@ from twinsock._base import (
     sockaddr_text,
     unix_path,
 )
-from twinsock._core.buffer import READ_CHUNK
+from twinsock._core.buffer import BATCHED_LINE_MAX, READ_CHUNK
 from twinsock._core.data import as_bytes, check_max_length, check_size, recv_into_target
 from twinsock._core.deadline import Deadline, check_timeout
 from twinsock._core.eyeballs import Attempts, interleave
@@ -350,6 +350,8 @@ class AsyncSocket(SocketBase):
         empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
         ready = self._buf.ready
         if ready and flags is DEFAULT_FLAGS and self._reader is None:
+            if max_length >= BATCHED_LINE_MAX:
+                return ready.pop() or CRLF
             line = ready.pop()
             if len(line) <= max_length:
                 return line or CRLF

@@ -4,7 +4,10 @@ How this works.  Received chunks are appended to a list (``feed`` is O(1));
 they are joined into one ``bytes`` object only when a reader needs to look at
 them.  The unread data is ``_data[_pos:]``.  Looking for a line end starts at
 ``_scanned``, the offset below which no newline is left, so a peer that
-trickles a long line byte by byte never causes a rescan.
+trickles a long line byte by byte never causes a rescan.  When the unread data
+is only a partial line and the next chunk finishes it, the chunk becomes
+``_data`` as it is (the line is glued from the two): a stream of lines never
+copies its chunks.
 
 Line reading is batched: once a line has been found, the following complete
 lines inside a window are split in one go (``bytes.split`` runs in C) and put,
@@ -22,13 +25,19 @@ from __future__ import annotations
 from twinsock._core.types import CRLF, LineResult, ReadLineResult
 from twinsock.errors import LineTooLong
 
-__all__ = ["READ_CHUNK", "ReadBuffer"]
+__all__ = ["BATCHED_LINE_MAX", "READ_CHUNK", "ReadBuffer"]
 
-#: How much the shells ask the operating system for at a time.
+#: How much the async protocol and the TLS pumps ask the operating system for
+#: at a time (the blocking shell's plain reads use ``net._FILL_SIZE``).
 READ_CHUNK = 65536
 
 _SMALL_WINDOW = 256
-_MAX_WINDOW = 65536
+_MAX_WINDOW = 131072
+
+#: No line in ``ReadBuffer.ready`` is longer than this (a batch never spans more
+#: than the largest window), so a reader whose ``max_length`` is at least this
+#: may pop without measuring the line.
+BATCHED_LINE_MAX = _MAX_WINDOW
 
 
 class ReadBuffer:
@@ -37,6 +46,7 @@ class ReadBuffer:
     __slots__ = (
         "_batch_end",
         "_batch_n",
+        "_batch_scanned",
         "_chunks",
         "_chunks_len",
         "_data",
@@ -59,6 +69,7 @@ class ReadBuffer:
         self.ready: list[bytes] = []
         self._batch_n = 0  # lines in the outstanding batch (0: none)
         self._batch_end = 0  # offset just past the batch's last newline
+        self._batch_scanned = 0  # _scanned once the whole batch is consumed
         self._window = _SMALL_WINDOW
         #: True once the peer ended the stream (or a disconnection was absorbed).
         self.eof = False
@@ -119,6 +130,10 @@ class ReadBuffer:
         if self._batch_n:
             self._settle()
         if self._chunks:
+            if consume and self._scanned >= len(self._data):
+                line = self._line_into_chunk(max_length)
+                if line is not None:
+                    return line
             self._join()
         data = self._data
         pos = self._pos
@@ -226,21 +241,60 @@ class ReadBuffer:
         chunks.clear()
         self._chunks_len = 0
 
+    def _line_into_chunk(self, max_length: int) -> bytes | None:
+        """Consume the line that ends in the first unjoined chunk, if one does.
+
+        Called when the joined data holds no newline (at most a partial line):
+        the line is that partial plus the chunk's head, and the chunk becomes
+        the data without being copied.  ``None``: no newline there, join instead.
+        """
+        chunk = self._chunks[0]
+        i = chunk.find(b"\n")
+        if i < 0:
+            return None
+        head = self._data[self._pos :]
+        if i:
+            line = head + chunk[: i - 1 if chunk[i - 1] == 13 else i]
+        else:
+            line = head[:-1] if head[-1:] == b"\r" else head
+        if len(line) > max_length:
+            raise LineTooLong(max_length)
+        chunks = self._chunks
+        self._data = chunk if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._chunks_len = 0
+        self._pos = i + 1
+        self._scanned = 0
+        self._start_batch(i + 1)
+        return line
+
     def _start_batch(self, start: int) -> None:
         """Split the complete lines after ``start`` (within the window) into ``ready``."""
         data = self._data
-        end = data.rfind(b"\n", start, start + self._window) + 1
+        limit = start + self._window
+        end = data.rfind(b"\n", start, limit) + 1
         if end <= start:
             return
-        segment = data[start:end]
-        if b"\r" in segment:
-            segment = segment.replace(b"\r\n", b"\n")
-        lines = segment.split(b"\n")
-        lines.pop()  # the empty piece after the last newline
-        lines.reverse()
+        size = len(data)
+        if limit >= size and data.find(b"\n") + 1 == start and b"\r" not in data:
+            # The batch is all of the data but its first line and its tail:
+            # split the data itself rather than a copy of the segment.
+            lines = data.split(b"\n")
+            lines.pop()  # the tail after the last newline
+            lines.reverse()
+            lines.pop()  # the line before ``start``, already consumed
+        else:
+            segment = data[start:end]
+            if b"\r" in segment:
+                segment = segment.replace(b"\r\n", b"\n")
+            lines = segment.split(b"\n")
+            lines.pop()  # the empty piece after the last newline
+            lines.reverse()
         self.ready = lines
         self._batch_n = len(lines)
         self._batch_end = end
+        # No newline after the batch if the search reached the end of the data.
+        self._batch_scanned = size if limit >= size else end
         self._pos = start
 
     def _settle(self) -> None:
@@ -253,6 +307,7 @@ class ReadBuffer:
         data = self._data
         if not left:
             pos = self._batch_end
+            self._scanned = self._batch_scanned
             self._window = min(self._window * 4, _MAX_WINDOW)
         elif used <= left:
             pos = self._pos
