@@ -239,9 +239,11 @@ class Socket(SocketBase):
         buf = self._buf
         deadline = None
         while True:
-            line = buf.recv_line(max_length, peek=peek)
-            if line is not None:
-                return line
+            # An empty buffer cannot hold a line: receive first (the echo case).
+            if buf or buf.eof:
+                line = buf.recv_line(max_length, peek=peek)
+                if line is not None:
+                    return line
             if deadline is None:
                 deadline = (
                     Deadline.forever("recv_line") if timeout is None
