@@ -18,6 +18,7 @@ import errno
 import threading
 from typing import TYPE_CHECKING, cast
 
+from twinsock import _tls_async
 from twinsock._core.buffer import READ_CHUNK
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ WRITE_HIGH_WATER = 256 * 1024
 def _deliver(owner: AsyncSocket, data: bytes) -> None:
     """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
     if owner._tls is not None:
-        owner._tls_received(data)
+        _tls_async.received(owner, data)
         return
     buf = owner._buf
     buf.feed(data)
@@ -68,7 +69,7 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         owner = self._owner
         if owner._tls is not None:
-            owner._tls_eof()
+            _tls_async.eof_received(owner)
         else:
             owner._buf.feed_eof()
             owner._wake_reader()
@@ -127,7 +128,7 @@ class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         owner = self._owner
         if owner._tls is not None:  # ciphertext goes straight into the engine's BIO
-            owner._tls_received(self._view[:nbytes])
+            _tls_async.received(owner, self._view[:nbytes])
         else:
             _deliver(owner, bytes(self._view[:nbytes]))
 

@@ -53,7 +53,8 @@ def _decrypt(owner: AsyncSocket, engine: TlsEngine) -> None:
     except SslError as exc:
         owner._read_error = exc
         buf.feed_eof()
-    _flush(owner, engine)
+    if engine.outgoing.pending:  # a TLS 1.3 key update answer, an alert
+        _flush(owner, engine)
     waiter = owner._read_waiter
     if waiter is not None and not waiter.done() and (
         owner._wake_at == 0 or buf.eof or buf.size_hint() >= owner._wake_at
@@ -86,9 +87,9 @@ def eof_received(owner: AsyncSocket) -> None:
 def write(owner: AsyncSocket, data: bytes | bytearray | memoryview) -> None:
     """Encrypt and queue application data."""
     engine = owner._tls
-    assert engine is not None
-    engine.write(data)
-    _flush(owner, engine)
+    transport = owner._transport
+    assert engine is not None and transport is not None
+    transport.write(engine.encrypt(data))
 
 
 def queue_close_notify(owner: AsyncSocket, transport: asyncio.Transport) -> None:

@@ -365,13 +365,16 @@ class AsyncSocket(SocketBase):
             peek = False if flags is DEFAULT_FLAGS else is_peek(flags)
             buf = self._buf
             deadline = None
+            # An empty buffer cannot hold a line: wait first (the echo case).
+            # After a wake-up, search at once: something arrived.
+            search = bool(buf) or buf.eof
             while True:
-                # An empty buffer cannot hold a line: wait first (the echo case).
-                got = buf.recv_line(max_length, peek=peek) if buf or buf.eof else None
+                got = buf.recv_line(max_length, peek=peek) if search else None
                 if got is not None:
                     if not got:
                         self._raise_read_error(flags)
                     return got
+                search = True
                 waiter = self._arm_read("recv_line", 0, max_length + 1)
                 if waiter is None:
                     await self._attach_for_read("recv_line")
@@ -525,10 +528,7 @@ class AsyncSocket(SocketBase):
         if data.__class__ is not bytes:
             data = as_bytes(data)
         if transport is not None and self._writer is None and len(data) <= WRITE_HIGH_WATER:
-            if self._tls is None:
-                transport.write(data)
-            else:
-                _tls_async.write(self, data)
+            transport.write(data if self._tls is None else self._tls.encrypt(data))
             if self._write_paused or transport.is_closing():
                 await self._after_write(timeout)
             return
@@ -752,12 +752,6 @@ class AsyncSocket(SocketBase):
             waiter.set_result(None)
 
     # -- TLS hooks (see twinsock._tls_async) --------------------------------------------
-
-    def _tls_received(self, data: bytes | memoryview) -> None:
-        _tls_async.received(self, data)
-
-    def _tls_eof(self) -> None:
-        _tls_async.eof_received(self)
 
     def _tls_write(self, data: memoryview) -> None:
         _tls_async.write(self, data)

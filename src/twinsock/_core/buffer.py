@@ -151,7 +151,7 @@ class ReadBuffer:
             raise LineTooLong(max_length)
         line = data[pos:end]
         if consume:
-            self._pos = i + 1
+            self._pos = self._scanned = i + 1
             self._start_batch(i + 1)
         else:
             self._scanned = i
@@ -263,8 +263,7 @@ class ReadBuffer:
         self._data = chunk if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._chunks_len = 0
-        self._pos = i + 1
-        self._scanned = 0
+        self._pos = self._scanned = i + 1
         self._start_batch(i + 1)
         return line
 

@@ -144,13 +144,16 @@ class TlsEngine:
         if sslctx.check_hostname and self._hostname is None:
             raise ValueError(_NEEDS_HOSTNAME)
         self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
+        #: The ciphertext waiting to be sent.  Shells may test ``outgoing.pending``
+        #: to skip a call; they drain it only through :meth:`data_to_send`.
+        self.outgoing = ssl.MemoryBIO()
         self._obj = sslctx.wrap_bio(
-            self._incoming, self._outgoing, server_side=server_side, server_hostname=self._hostname
+            self._incoming, self.outgoing, server_side=server_side, server_hostname=self._hostname
         )
         self._psk = _psk.PskRecord()
         self._psk_used = False
-        self._handshake_done = False
+        #: ``True`` once the handshake completed successfully (read it, never set it).
+        self.handshake_done = False
         self._raw_eof = False
         self._ended = False  # clean end of stream seen
         self._close_started = False
@@ -158,11 +161,6 @@ class TlsEngine:
         self._peer_chain: list[Certificate] | None = None
 
     # -- feeding and draining ------------------------------------------------
-
-    @property
-    def handshake_done(self) -> bool:
-        """``True`` once the handshake completed successfully."""
-        return self._handshake_done
 
     def receive(self, raw: bytes | bytearray | memoryview) -> None:
         """Feed ciphertext received from the network."""
@@ -178,11 +176,16 @@ class TlsEngine:
     @property
     def wants_to_send(self) -> bool:
         """``True`` while :meth:`data_to_send` has ciphertext waiting."""
-        return self._outgoing.pending > 0
+        return self.outgoing.pending > 0
 
     def data_to_send(self) -> bytes:
         """Drain the ciphertext that must be sent to the peer (``b""`` if none)."""
-        return self._outgoing.read() if self._outgoing.pending else b""
+        return self.outgoing.read() if self.outgoing.pending else b""
+
+    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
+        """:meth:`write` then :meth:`data_to_send`, in one call (the send path)."""
+        self.write(data)
+        return self.outgoing.read()
 
     # -- the handshake ---------------------------------------------------------
 
@@ -198,7 +201,7 @@ class TlsEngine:
             PskError: a PSK handshake failed (wrong key, unknown identity, a
                 PSK callback raised, or the server answered without the PSK).
         """
-        if self._handshake_done:
+        if self.handshake_done:
             return True
         if self._error is not None:
             raise self._error.with_traceback(None)
@@ -219,7 +222,7 @@ class TlsEngine:
             raise error from cause
         self._check_psk_callbacks()
         self._check_psk_outcome()
-        self._handshake_done = True
+        self.handshake_done = True
         return True
 
     def _check_psk_callbacks(self) -> None:
@@ -231,7 +234,7 @@ class TlsEngine:
         record = self._psk
         if record.error is None and not (self._psk_client and record.failure is not None):
             return
-        self._outgoing.read()  # do not send a hello we are not going to follow up
+        self.outgoing.read()  # do not send a hello we are not going to follow up
         error = self._failed(PskError(f"PSK handshake failed: {record.failure}"))
         if not isinstance(record.error, Exception | None):
             raise record.error  # KeyboardInterrupt / SystemExit: not ours to swallow
@@ -271,7 +274,7 @@ class TlsEngine:
         """
         if max_size <= 0:
             raise ValueError("max_size must be positive")
-        if self._error is not None or not self._handshake_done:
+        if self._error is not None or not self.handshake_done:
             self._require_handshake("read")
         if self._ended:
             return b""
@@ -303,7 +306,7 @@ class TlsEngine:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data``; the ciphertext waits in :meth:`data_to_send`."""
-        if self._error is not None or not self._handshake_done:
+        if self._error is not None or not self.handshake_done:
             self._require_handshake("write")
         if self._close_started:
             raise SslError("write after start_close() on a TLS connection")
@@ -328,7 +331,7 @@ class TlsEngine:
         if self._close_started:
             return
         self._close_started = True
-        if not self._handshake_done or self._error is not None:
+        if not self.handshake_done or self._error is not None:
             return  # a failed handshake already queued its alert
         # SSLWantReadError only means the peer's close_notify is not here yet.
         with contextlib.suppress(ssl.SSLError):
@@ -346,7 +349,7 @@ class TlsEngine:
         """
         from twinsock.tls import Certificate
 
-        if not self._handshake_done or self._obj.context.verify_mode == ssl.CERT_NONE:
+        if not self.handshake_done or self._obj.context.verify_mode == ssl.CERT_NONE:
             return []
         if self._peer_chain is None:
             leaf = self._obj.getpeercert(binary_form=True)
@@ -363,18 +366,18 @@ class TlsEngine:
 
     def cipher(self) -> tuple[str, str, int] | None:
         """``(name, protocol, secret bits)`` once negotiated."""
-        return self._obj.cipher() if self._handshake_done else None
+        return self._obj.cipher() if self.handshake_done else None
 
     def version(self) -> str | None:
         """The negotiated protocol version (``"TLSv1.3"``), once negotiated."""
-        return self._obj.version() if self._handshake_done else None
+        return self._obj.version() if self.handshake_done else None
 
     # -- errors ------------------------------------------------------------------
 
     def _require_handshake(self, operation: str) -> None:
         if self._error is not None:
             raise self._error.with_traceback(None)
-        if not self._handshake_done:
+        if not self.handshake_done:
             raise SslError(f"{operation} before the TLS handshake completed")
 
     def _failed(self, error: SslError, cause: ssl.SSLError | None = None) -> SslError:
