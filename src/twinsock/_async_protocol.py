@@ -30,25 +30,6 @@ __all__ = ["WRITE_HIGH_WATER", "protocol_for"]
 WRITE_HIGH_WATER = 256 * 1024
 
 
-def _deliver(owner: AsyncSocket, data: bytes) -> None:
-    """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
-    if owner._tls is not None:
-        _tls_async.received(owner, data)
-        return
-    buf = owner._buf
-    buf.feed(data)
-    waiter = owner._read_waiter
-    if waiter is not None and not waiter.done() and (
-        owner._wake_at == 0 or len(buf) >= owner._wake_at
-    ):
-        waiter.set_result(None)
-    if buf.size_hint() > owner._pause_above and owner._transport is not None:
-        # Nobody reads, or a line reader will find its line too long: stop
-        # reading until the next read asks for more (bounded memory).
-        owner._transport.pause_reading()
-        owner._reading_paused = True
-
-
 class _StreamProtocol(asyncio.Protocol):
     """Pushes transport events into the owning ``AsyncSocket`` (uvloop's fast path)."""
 
@@ -64,7 +45,23 @@ class _StreamProtocol(asyncio.Protocol):
         self._owner._transport = stream
 
     def data_received(self, data: bytes) -> None:
-        _deliver(self._owner, data)
+        """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
+        owner = self._owner
+        if owner._tls is not None:
+            _tls_async.received(owner, data)
+            return
+        buf = owner._buf
+        size = buf.feed(data)
+        waiter = owner._read_waiter
+        if waiter is not None and not waiter.done() and (
+            owner._wake_at == 0 or len(buf) >= owner._wake_at
+        ):
+            waiter.set_result(None)
+        if size > owner._pause_above and owner._transport is not None:
+            # Nobody reads, or a line reader will find its line too long: stop
+            # reading until the next read asks for more (bounded memory).
+            owner._transport.pause_reading()
+            owner._reading_paused = True
 
     def eof_received(self) -> bool:
         owner = self._owner
@@ -130,7 +127,7 @@ class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
         if owner._tls is not None:  # ciphertext goes straight into the engine's BIO
             _tls_async.received(owner, self._view[:nbytes])
         else:
-            _deliver(owner, bytes(self._view[:nbytes]))
+            self.data_received(bytes(self._view[:nbytes]))
 
 
 def protocol_for(loop: asyncio.AbstractEventLoop) -> type[_StreamProtocol]:

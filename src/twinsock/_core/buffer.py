@@ -76,11 +76,12 @@ class ReadBuffer:
 
     # -- receiving -----------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
-        """Append bytes received from the network."""
+    def feed(self, data: bytes) -> int:
+        """Append bytes received from the network; return ``size_hint()`` after."""
         if data:
             self._chunks.append(data)
             self._chunks_len += len(data)
+        return len(self._data) - self._pos + self._chunks_len
 
     def feed_eof(self) -> None:
         """Record that the stream ended; buffered bytes stay readable."""
@@ -160,7 +161,11 @@ class ReadBuffer:
     def recv_line(self, max_length: int, *, peek: bool = False) -> bytes | None:
         """``recv_line``'s answer: the line (``b"\\r\\n"`` if empty), ``b""`` at end of
         stream (a partial line stays buffered), or ``None``: wait for more data."""
-        line = self.maybe_line(max_length, consume=not peek)
+        line = None
+        if self._chunks and not (peek or self._batch_n) and self._scanned >= len(self._data):
+            line = self._line_into_chunk(max_length)  # the echo case, one call sooner
+        if line is None:
+            line = self.maybe_line(max_length, consume=not peek)
         if line is not None:
             return line or CRLF
         return b"" if self.eof else None
@@ -264,7 +269,8 @@ class ReadBuffer:
         chunks.clear()
         self._chunks_len = 0
         self._pos = self._scanned = i + 1
-        self._start_batch(i + 1)
+        if i + 1 < len(self._data):
+            self._start_batch(i + 1)
         return line
 
     def _start_batch(self, start: int) -> None:
