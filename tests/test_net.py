@@ -644,10 +644,11 @@ class TrackingBuffer(ReadBuffer):
         self.fed = 0
         self.peak = 0
 
-    def feed(self, data: bytes) -> None:
-        super().feed(data)
+    def feed(self, data: bytes) -> int:
+        size = super().feed(data)
         self.fed += len(data)
         self.peak = max(self.peak, len(self))
+        return size
 
 
 def install_tracking_buffer(twin: Any) -> TrackingBuffer:
