@@ -206,15 +206,32 @@ def test_has_line_end_and_bool() -> None:
     assert buf.has_line_end()
 
 
-def test_search_resumes_where_it_stopped() -> None:
-    # Byte by byte with no newline: each call only looks at the new byte.
+def test_a_trickling_line_is_not_rescanned_or_rejoined() -> None:
+    # Byte by byte with no newline: each call only looks at what is new, and
+    # nothing is joined until the line is complete (no quadratic copying).
     buf = ReadBuffer()
     for _ in range(5000):
         buf.feed(b"x")
         assert buf.recv_line(10_000) is None
-    assert buf._scanned == 5000  # the search never restarts from the beginning
+        assert buf._data == b""  # not joined
+        assert buf._chunks_scanned == len(buf._chunks)  # never searched again
+    # Tiny chunks are merged geometrically: their count stays logarithmic.
+    assert len(buf._chunks) <= 2 * (5000).bit_length()
     buf.feed(b"\n")
     assert buf.recv_line(10_000) == b"x" * 5000
+
+
+def test_a_trickling_line_that_grows_too_long_is_refused_in_time() -> None:
+    buf = ReadBuffer()
+    for _ in range(100):
+        buf.feed(b"y")
+        assert buf.recv_line(100) is None
+    buf.feed(b"\r")  # could still be the start of the terminator
+    assert buf.recv_line(100) is None
+    buf.feed(b"y")
+    with pytest.raises(LineTooLong):
+        buf.recv_line(100)
+    assert len(buf) == 102  # nothing consumed
 
 
 @settings(max_examples=300, deadline=None)
@@ -323,3 +340,18 @@ def test_lines_beyond_the_batch_window_are_not_skipped() -> None:
     while (line := buf.recv_line(100)) is not None:
         got.append(line)
     assert got == lines
+
+
+def test_sized_reads_between_trickled_pieces_keep_the_newline() -> None:
+    """A peek or take joins chunks that were searched and chunks that were not;
+    the newline in the unsearched part is still found afterwards."""
+    buf = ReadBuffer()
+    buf.feed(b"abcdef" * 10)
+    assert buf.recv_line(100) is None  # searched: no newline
+    buf.feed(b"\n")  # much smaller: stays a chunk of its own, not searched yet
+    buf.feed(b"gh\n")
+    assert len(buf._chunks) == 2  # the two small ones merged, the searched one kept
+    assert buf.peek(3) == b"abc"  # joins everything
+    assert buf.recv_line(100) == b"abcdef" * 10
+    assert buf.take(1) == b"g"
+    assert buf.recv_line(100) == b"h"

@@ -33,6 +33,7 @@ READ_CHUNK = 65536
 
 _SMALL_WINDOW = 256
 _MAX_WINDOW = 131072
+_MAX_MERGED_CHUNK = 65536
 
 #: No line in ``ReadBuffer.ready`` is longer than this (a batch never spans more
 #: than the largest window), so a reader whose ``max_length`` is at least this
@@ -49,6 +50,7 @@ class ReadBuffer:
         "_batch_scanned",
         "_chunks",
         "_chunks_len",
+        "_chunks_scanned",
         "_data",
         "_pos",
         "_scanned",
@@ -63,6 +65,9 @@ class ReadBuffer:
         self._scanned = 0  # no newline in _data[_pos:_scanned]
         self._chunks: list[bytes] = []  # received after _data, not joined yet
         self._chunks_len = 0
+        # While the unread part of _data holds no newline: how many chunks
+        # are known to hold none either (a trickling line is never rescanned).
+        self._chunks_scanned = 0
         #: Complete lines split in advance, last line first.  Shells may pop from
         #: the end when they need no flags; see the module docstring.  Each batch
         #: installs a new list, so read the attribute on every call.
@@ -79,8 +84,11 @@ class ReadBuffer:
     def feed(self, data: bytes) -> int:
         """Append bytes received from the network; return ``size_hint()`` after."""
         if data:
-            self._chunks.append(data)
+            chunks = self._chunks
+            chunks.append(data)
             self._chunks_len += len(data)
+            if len(chunks) > 1:
+                self._merge_small_chunks()
         return len(self._data) - self._pos + self._chunks_len
 
     def feed_eof(self) -> None:
@@ -103,7 +111,7 @@ class ReadBuffer:
         self._data = b""
         self._pos = self._scanned = 0
         self._chunks.clear()
-        self._chunks_len = 0
+        self._chunks_len = self._chunks_scanned = 0
 
     # -- state ----------------------------------------------------------------
 
@@ -132,9 +140,7 @@ class ReadBuffer:
             self._settle()
         if self._chunks:
             if consume and self._scanned >= len(self._data):
-                line = self._line_into_chunk(max_length)
-                if line is not None:
-                    return line
+                return self._line_from_chunks(max_length)
             self._join()
         data = self._data
         pos = self._pos
@@ -161,10 +167,9 @@ class ReadBuffer:
     def recv_line(self, max_length: int, *, peek: bool = False) -> bytes | None:
         """``recv_line``'s answer: the line (``b"\\r\\n"`` if empty), ``b""`` at end of
         stream (a partial line stays buffered), or ``None``: wait for more data."""
-        line = None
         if self._chunks and not (peek or self._batch_n) and self._scanned >= len(self._data):
-            line = self._line_into_chunk(max_length)  # the echo case, one call sooner
-        if line is None:
+            line = self._line_from_chunks(max_length)  # the echo case, one call sooner
+        else:
             line = self.maybe_line(max_length, consume=not peek)
         if line is not None:
             return line or CRLF
@@ -236,38 +241,76 @@ class ReadBuffer:
         if not chunks:
             return
         pos = self._pos
-        if pos >= len(self._data):
-            self._data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self._scanned = 0
+        unread = len(self._data) - pos
+        if self._chunks_scanned:
+            scanned = unread + sum(len(chunk) for chunk in chunks[: self._chunks_scanned])
         else:
+            scanned = max(0, self._scanned - pos) if unread else 0
+        if unread:
             self._data = b"".join([self._data[pos:], *chunks])
-            self._scanned = max(0, self._scanned - pos)
+        else:
+            self._data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._scanned = scanned
         self._pos = 0
         chunks.clear()
-        self._chunks_len = 0
+        self._chunks_len = self._chunks_scanned = 0
 
-    def _line_into_chunk(self, max_length: int) -> bytes | None:
-        """Consume the line that ends in the first unjoined chunk, if one does.
+    def _merge_small_chunks(self) -> None:
+        """Keep a line that trickles in from piling up thousands of tiny chunks.
 
-        Called when the joined data holds no newline (at most a partial line):
-        the line is that partial plus the chunk's head, and the chunk becomes
-        the data without being copied.  ``None``: no newline there, join instead.
+        The newest two chunks are merged while the older one is small (below
+        64 KiB) and at most twice the newer: chunk sizes then shrink
+        geometrically toward the newest, so the count stays logarithmic and
+        each byte is copied a bounded number of times.  Reads of 64 KiB and
+        more are never merged.
         """
-        chunk = self._chunks[0]
-        i = chunk.find(b"\n")
-        if i < 0:
+        chunks = self._chunks
+        while len(chunks) > 1:
+            older = len(chunks[-2])
+            if older >= _MAX_MERGED_CHUNK or older > 2 * len(chunks[-1]):
+                return
+            newest = chunks.pop()
+            chunks[-1] += newest
+            if self._chunks_scanned >= len(chunks):
+                self._chunks_scanned = len(chunks) - 1
+
+    def _line_from_chunks(self, max_length: int) -> bytes | None:
+        """``maybe_line`` (consuming) when the unread data holds no newline.
+
+        Only the chunks not searched yet are searched.  If one ends the line,
+        the line is the unread data plus the chunks up to that newline, and
+        the rest of that chunk becomes the data (uncopied when it is the last
+        chunk).  Otherwise nothing is joined: only the limit is checked.
+        """
+        chunks = self._chunks
+        count = len(chunks)
+        k = self._chunks_scanned
+        while k < count:
+            chunk = chunks[k]
+            i = chunk.find(b"\n")
+            if i >= 0:
+                break
+            k += 1
+        else:
+            self._chunks_scanned = count
+            unread = len(self._data) - self._pos + self._chunks_len
+            # A trailing "\r" may still become the start of the terminator.
+            if unread > max_length + (chunks[-1][-1:] == b"\r"):
+                raise LineTooLong(max_length)
             return None
         head = self._data[self._pos :]
         if i:
-            line = head + chunk[: i - 1 if chunk[i - 1] == 13 else i]
+            last = chunk[: i - 1 if chunk[i - 1] == 13 else i]
+            line = head + last if k == 0 else b"".join([head, *chunks[:k], last])
         else:
-            line = head[:-1] if head[-1:] == b"\r" else head
+            line = head if k == 0 else b"".join([head, *chunks[:k]])
+            if line[-1:] == b"\r":
+                line = line[:-1]
         if len(line) > max_length:
             raise LineTooLong(max_length)
-        chunks = self._chunks
-        self._data = chunk if len(chunks) == 1 else b"".join(chunks)
+        self._data = chunk if k == count - 1 else b"".join(chunks[k:])
         chunks.clear()
-        self._chunks_len = 0
+        self._chunks_len = self._chunks_scanned = 0
         self._pos = self._scanned = i + 1
         if i + 1 < len(self._data):
             self._start_batch(i + 1)
