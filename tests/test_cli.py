@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import twinsock
+from openssl_peer import OPENSSL, free_port, s_server
 
 PYTHON = [sys.executable, "-m", "twinsock"]
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
@@ -116,12 +117,6 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
             break
         data += chunk
     return data
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def closed_port() -> int:
@@ -461,25 +456,12 @@ def test_connect_tls_untrusted_certificate_exits_1(certs: dict[str, str]) -> Non
     one_line(result.stderr)
 
 
-def openssl_psk_server(key_hex: str, *versions: str) -> tuple[subprocess.Popen[bytes], int]:
+def openssl_psk_server(key_hex: str, *versions: str) -> Any:
     """``openssl s_server`` with a PSK, reversing each line (``-rev``), one client."""
-    port = free_port()
-    proc = subprocess.Popen(
-        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-nocert", "-psk", key_hex,
-         "-psk_identity", "client1", "-naccept", "1", "-rev", *versions],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    for raw in proc.stdout:  # "ACCEPT" once it listens
-        if raw.startswith(b"ACCEPT"):
-            break
-    return proc, port
+    return s_server("-nocert", "-psk", key_hex, "-psk_identity", "client1", "-rev", *versions)
 
 
-needs_openssl = pytest.mark.skipif(
-    subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
-    reason="needs the openssl binary",
-)
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl binary")
 
 
 @needs_openssl
@@ -487,13 +469,9 @@ needs_openssl = pytest.mark.skipif(
 def test_connect_psk_against_openssl(versions: list[str]) -> None:
     needs_client_tls()
     key = "1a2b3c4d5e6f7081"
-    proc, port = openssl_psk_server(key, *versions)
-    try:
+    with openssl_psk_server(key, *versions) as (_peer, port):
         result = run("connect", "127.0.0.1", str(port), "--psk-identity", "client1",
                      "--psk-key", key, stdin="stressed\n")
-    finally:
-        proc.kill()
-        proc.wait()
     assert result.returncode == 0, result.stderr
     assert "desserts" in result.stdout
 
@@ -501,13 +479,9 @@ def test_connect_psk_against_openssl(versions: list[str]) -> None:
 @needs_openssl
 def test_connect_psk_wrong_key_exits_1() -> None:
     needs_client_tls()
-    proc, port = openssl_psk_server("1a2b3c4d5e6f7081", "-tls1_3")
-    try:
+    with openssl_psk_server("1a2b3c4d5e6f7081", "-tls1_3") as (_peer, port):
         result = run("connect", "127.0.0.1", str(port), "--psk-identity", "client1",
                      "--psk-key", "ffff", stdin="x\n")
-    finally:
-        proc.kill()
-        proc.wait()
     assert result.returncode == 1
     one_line(result.stderr)
 

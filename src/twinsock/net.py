@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 _DONTWAIT = socket.MSG_DONTWAIT
+_RECV_LINE_FOREVER = Deadline.forever("recv_line")
 #: What one plain read into the buffer asks for.  Twice the async shell's
 #: chunk: a blocking reader of long line runs pays its per-read costs (the
 #: join of a partial line, the batch set-up) half as often, and measured
@@ -238,18 +239,18 @@ class Socket(SocketBase):
             peek, safe = is_peek(flags), is_safe(flags)
         buf = self._buf
         deadline = None
+        # An empty buffer cannot hold a line: receive first (the echo case).
+        # After a receive, search at once: something arrived.
+        search = bool(buf) or buf.eof
         while True:
-            # An empty buffer cannot hold a line: receive first (the echo case).
-            if buf or buf.eof:
+            if search:
                 line = buf.recv_line(max_length, peek=peek)
                 if line is not None:
                     return line
             if deadline is None:
-                deadline = (
-                    Deadline.forever("recv_line") if timeout is None
-                    else Deadline(timeout, "recv_line")
-                )
+                deadline = _RECV_LINE_FOREVER if timeout is None else Deadline(timeout, "recv_line")
             self._fill(deadline, safe, max_length)
+            search = True
 
     def recv_line_into(
         self,
