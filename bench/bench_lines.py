@@ -100,7 +100,7 @@ def measure(reader: Callable[[Callable[[int], None]], int], lines: int, duration
 
 def main(argv: list[str] | None = None) -> list[list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_args(parser, duration=3.0, warmup=0.0, rounds=5)
+    add_common_args(parser, duration=3.0, warmup=0.0, rounds=7)
     parser.add_argument("--lines", type=int, default=5_000_000,
                         help="lines sent per run (default 5,000,000; --duration caps the time)")
     args = parser.parse_args(argv)

@@ -38,7 +38,7 @@ C_EPOLL = ServerSpec("C epoll (ceiling)", "c_epoll")
 
 def main(argv: list[str] | None = None) -> list[list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_args(parser, duration=3.0, warmup=1.0, rounds=3)
+    add_common_args(parser, duration=3.0, warmup=1.0, rounds=5)
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--line", type=int, default=64, help="line length with its \\n")
     args = parser.parse_args(argv)

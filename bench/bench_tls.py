@@ -177,7 +177,7 @@ def run_memory(kind: str, pairs: int, certs: dict[str, str], use_uvloop: bool) -
 
 def main(argv: list[str] | None = None) -> list[list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_args(parser, duration=2.0, warmup=0.5, rounds=3)
+    add_common_args(parser, duration=2.0, warmup=0.5, rounds=5)
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--line", type=int, default=64)
     parser.add_argument("--pairs", type=int, default=1000)

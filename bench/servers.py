@@ -82,7 +82,7 @@ def stdlib_thread_makefile(port: int) -> None:
 
 def twinsock_thread(port: int) -> None:
     try:
-        from twinsock.net import Socket
+        from twinsock.net import Socket, SockOpt
     except ImportError as exc:
         unavailable(f"twinsock.net: {exc}")
     listener = Socket()
@@ -101,6 +101,7 @@ def twinsock_thread(port: int) -> None:
 
     while True:
         conn = listener.accept()
+        conn.set_sock_opt(SockOpt.NO_DELAY, True)  # as the stdlib server does
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
