@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -21,11 +20,11 @@ from pathlib import Path
 import pytest
 import trustme
 
+from openssl_peer import OPENSSL, s_server
 from twinsock._core.tls_engine import TlsEngine
 from twinsock.errors import PskError, SslError
 from twinsock.tls import ProtVersion, SslContext, VerifyMode, new_context
 
-OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="no openssl binary")
 VERSIONS = [ProtVersion.TLSV1_2, ProtVersion.TLSV1_3]
 KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -644,43 +643,11 @@ def socket_read(engine: TlsEngine, sock: socket.socket) -> bytes:
     raise AssertionError("no data")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
-def s_server(*args: str) -> Iterator[int]:
-    """Run ``openssl s_server`` on a free port; yield the port; kill only it."""
-    assert OPENSSL is not None
-    for _attempt in range(5):
-        port = free_port()
-        process = subprocess.Popen(
-            # -rev: answer lines reversed, and never read stdin (whose end
-            # would make s_server hang up).
-            [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-naccept", "1", "-rev", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            assert process.stdout is not None
-            lines = []
-            for _ in range(50):
-                line = process.stdout.readline()
-                lines.append(line)
-                if not line or line.startswith(b"ACCEPT"):
-                    break
-            if lines[-1].startswith(b"ACCEPT"):
-                yield port
-                return
-        finally:
-            process.kill()
-            process.wait(10)
-            if process.stdout is not None:
-                process.stdout.close()
-    raise AssertionError(f"s_server did not start: {b''.join(lines)!r}")
+def rev_server(*args: str) -> Iterator[int]:
+    """``openssl s_server -rev`` (answers each line reversed); yields its port."""
+    with s_server("-rev", *args) as (_peer, port):
+        yield port
 
 
 def connect_engine(
@@ -694,7 +661,7 @@ def connect_engine(
 @pytest.mark.parametrize("version", VERSIONS)
 def test_client_against_s_server_with_intermediate(pki: Pki, version: ProtVersion) -> None:
     flag = "-tls1_2" if version is ProtVersion.TLSV1_2 else "-tls1_3"
-    with s_server(
+    with rev_server(
         "-cert",
         pki.leaf_file,
         "-key",
@@ -722,7 +689,7 @@ def test_client_against_s_server_with_intermediate(pki: Pki, version: ProtVersio
 
 @needs_openssl
 def test_client_against_s_server_hostname_mismatch(pki: Pki) -> None:
-    with s_server(
+    with rev_server(
         "-cert", pki.leaf_file, "-key", pki.key_file, "-cert_chain", pki.intermediate_file
     ) as port:
         engine, sock = connect_engine(new_context(ca_file=pki.ca_file), port, "other.example")
@@ -742,7 +709,7 @@ def test_psk_client_against_s_server(version: ProtVersion) -> None:
 
     context = new_context(version, VerifyMode.NONE, cipher_list="PSK")
     context.client_get_psk_func = client_func
-    with s_server(
+    with rev_server(
         "-psk",
         KEY.hex(),
         "-psk_identity",
@@ -771,7 +738,7 @@ def test_psk_client_wrong_key_against_s_server(version: ProtVersion) -> None:
     flag = "-tls1_2" if version is ProtVersion.TLSV1_2 else "-tls1_3"
     context = new_context(version, VerifyMode.NONE, cipher_list="PSK")
     context.client_get_psk_func = lambda hint: ("alice", b"\x42" * 16)
-    with s_server("-psk", KEY.hex(), "-psk_identity", "alice", "-nocert", flag) as port:
+    with rev_server("-psk", KEY.hex(), "-psk_identity", "alice", "-nocert", flag) as port:
         engine, sock = connect_engine(context, port, None)
         with sock, pytest.raises(PskError, match="wrong"):
             socket_handshake(engine, sock)
