@@ -1069,3 +1069,94 @@ def test_large_payload_both_ways(
         assert sock.recv(len(payload), timeout=30) == payload
         sender.result()
     assert results == [len(payload)]
+
+
+# ---------------------------------------------------------------------------
+# Mutual TLS, and TLS over IPv6 and Unix sockets
+# ---------------------------------------------------------------------------
+
+
+def client_cert_file(pki: Pki) -> str:
+    """Key and certificate of a client, issued by the root CA."""
+    leaf = pki.ca.issue_cert("client.example")
+    return pki.write("client.pem", leaf.private_key_and_cert_chain_pem)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_mutual_tls(kind: Any, other_kinds: dict[str, Any], pki: Pki, version: ProtVersion) -> None:
+    """A server with ``VerifyMode.PEER`` and a CA requires a client certificate:
+    a client without one gets no service, and the server goes on accepting."""
+    partner = partner_of(kind, other_kinds)
+    server_ctx = new_context(version, cert_file=pki.server_cert, ca_file=pki.ca_file)
+
+    def answer(conn: Any) -> list[str]:
+        line = conn.recv_line(timeout=15)
+        conn.send(line + b"\n")
+        return [cert.pem for cert in conn.get_peer_certificates()]
+
+    def bare_client(port: int) -> Any:
+        try:
+            with tls_client(partner, new_context(version, ca_file=pki.ca_file), port) as sock:
+                sock.send(b"no certificate\n")
+                return sock.recv_line(timeout=10)
+        except OSError as exc:
+            return exc
+
+    with twin_server(kind, server_ctx, answer) as (port, results):
+        refused = bare_client(port)
+        client_ctx = new_context(version, cert_file=client_cert_file(pki), ca_file=pki.ca_file)
+        with tls_client(partner, client_ctx, port) as sock:
+            sock.send(b"with certificate\n")
+            assert sock.recv_line(timeout=10) == b"with certificate"
+    assert isinstance(refused, SslError), refused
+    assert "client certificate" in str(refused)  # the message says why
+    assert len(results) == 1 and isinstance(results[0], list), results
+    chain = results[0]
+    assert len(chain) == 2  # the client's leaf, then the root
+    assert chain[-1] == pki.ca.cert_pem.bytes().decode()
+
+
+@pytest.mark.parametrize("family", ["tcp6", "unix"])
+def test_tls_over_ipv6_and_unix_sockets(
+    kind: Any, other_kinds: dict[str, Any], pki: Pki, family: str, tmp_path: Path
+) -> None:
+    """A wrapped listener of ``kind`` on ::1 or a Unix path, the other kind as the
+    client: the certificate is checked against the IPv6 address, or against the
+    host name given to ``wrap_connected_socket`` (a Unix path has none)."""
+    from twinsock.nativesockets import Domain
+
+    partner = partner_of(kind, other_kinds)
+    leaf = pki.ca.issue_cert("localhost", "::1")
+    server_ctx = new_context(cert_file=pki.write("v6.pem", leaf.private_key_and_cert_chain_pem))
+    client_ctx = new_context(ca_file=pki.ca_file)
+    domain = Domain.AF_INET6 if family == "tcp6" else Domain.AF_UNIX
+    path = str(tmp_path / "tls.sock")
+    listener = kind.new(domain)
+    try:
+        if family == "tcp6":
+            listener.bind_addr(0, "::1")
+        else:
+            listener.bind_unix(path)
+        listener.listen()
+        wrap(kind, server_ctx, listener)
+        def serve_one() -> Served:
+            with listener.accept(timeout=20) as conn:
+                return echo_handler(conn)
+
+        served = Background(serve_one)
+        with partner.new(domain) as sock:
+            if family == "tcp6":
+                wrap(partner, client_ctx, sock)
+                sock.connect("::1", listener.get_local_addr()[1], timeout=10)
+            else:
+                sock.connect_unix(path)
+                wrap_connected(partner, client_ctx, sock, hostname="localhost")
+            assert len(sock.get_peer_certificates()) == 2  # leaf, root
+            sock.send(line_stream(LINES))
+            assert recv_lines(sock, len(LINES)) == [b"echo:" + line for line in LINES]
+        outcome = served.result()
+    finally:
+        listener.close()
+    assert isinstance(outcome, Served)
+    assert outcome.lines == as_received(LINES)
+    assert outcome.end == b""

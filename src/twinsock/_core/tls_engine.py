@@ -444,8 +444,14 @@ class TlsEngine:
             why = f"the peer rejected our certificate ({reason})"
         elif reason in _CERT_REQUIRED:
             why = f"the peer did not send the client certificate we require ({reason})"
-        elif reason in ("NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE"):
+        elif reason == "NO_SHARED_CIPHER":
             why = f"no cipher or protocol both sides accept ({reason})"
+        elif reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+            # TLS 1.2 servers send this alert for both causes.
+            why = (
+                "the peer refused the handshake: no cipher or protocol both sides "
+                f"accept, or it requires a client certificate we did not send ({reason})"
+            )
         else:
             why = reason
         return self._failed(SslError(f"{prefix}: {why}"), exc)
