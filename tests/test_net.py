@@ -973,11 +973,19 @@ class TestModuleFunctions:
         assert not net.is_disconnection_error(SocketFlag(0), code)
         assert not net.is_disconnection_error(SocketFlag.PEEK, OSError(code, "x"))
 
+    @pytest.mark.parametrize("error", [ConnectionResetError, BrokenPipeError,
+                                       ConnectionAbortedError])
+    def test_is_disconnection_error_without_errno(self, error: type[OSError]) -> None:
+        assert net.is_disconnection_error(SocketFlag.SAFE_DISCONN, error())
+        assert not net.is_disconnection_error(SocketFlag.PEEK, error())
+
     def test_is_disconnection_error_false(self) -> None:
         safe = SocketFlag.SAFE_DISCONN
         assert net.is_disconnection_error(safe, ConnectionResetError(errno.ECONNRESET, "x"))
         assert not net.is_disconnection_error(safe, errno.ECONNREFUSED)
         assert not net.is_disconnection_error(safe, ConnectionRefusedError(errno.ECONNREFUSED, "x"))
         assert not net.is_disconnection_error(safe, errno.ETIMEDOUT)
+        assert not net.is_disconnection_error(safe, ConnectionRefusedError())
+        assert not net.is_disconnection_error(safe, OSError())
         with pytest.raises(TypeError):
             net.is_disconnection_error(1, errno.ECONNRESET)  # type: ignore[arg-type]

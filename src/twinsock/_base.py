@@ -34,20 +34,27 @@ DISCONNECTION_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ENETRESET, errno.ECONNABORTED}
 )
 
+_DISCONNECTION_TYPES = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 SockAddr = tuple[Any, ...] | str | bytes
 
 
 def is_disconnection_error(flags: SocketFlag, error: OSError | int) -> bool:
     """True if ``flags`` has ``SAFE_DISCONN`` and ``error`` is a disconnection.
 
-    ``error`` is an ``OSError`` or an errno number.
+    ``error`` is an ``OSError`` or an errno number.  An error without an
+    errno counts by its type: ``ConnectionResetError``, ``BrokenPipeError``
+    and ``ConnectionAbortedError`` are disconnections.
     """
     if not isinstance(flags, SocketFlag):
         raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
     if SocketFlag.SAFE_DISCONN not in flags:
         return False
-    code = error.errno if isinstance(error, OSError) else error
-    return code in DISCONNECTION_ERRNOS
+    if isinstance(error, OSError):
+        if error.errno is None:
+            return isinstance(error, _DISCONNECTION_TYPES)
+        return error.errno in DISCONNECTION_ERRNOS
+    return error in DISCONNECTION_ERRNOS
 
 
 def is_safe(flags: SocketFlag) -> bool:
