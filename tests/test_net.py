@@ -626,6 +626,10 @@ class TestUnix:
                 sock.bind_addr(0, V4)
             with pytest.raises(ValueError):
                 sock.bind_unix("")
+            with pytest.raises(TypeError):
+                sock.bind_unix(123)
+            with pytest.raises(TypeError):
+                sock.connect_unix(None)
         with kind.new() as tcp:
             with pytest.raises(ValueError):
                 tcp.bind_unix("\0nope")

@@ -420,8 +420,10 @@ def _unix_path(sock: socket.socket, path: str) -> str | bytes:
         raise ValueError("this call needs an AF_UNIX socket")
     if isinstance(path, os.PathLike):
         path = os.fspath(path)
-    if not isinstance(path, (str, bytes)) or not path:
-        raise ValueError(f"a Unix socket path must be a non-empty str, not {path!r}")
+    if not isinstance(path, (str, bytes)):
+        raise TypeError(f"a Unix socket path must be a str, bytes or path, not {path!r}")
+    if not path:
+        raise ValueError("a Unix socket path must not be empty")
     return path
 
 
