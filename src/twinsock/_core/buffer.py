@@ -1,13 +1,15 @@
 """The read buffer: line ends, length limits and end of stream (SPEC section 5).
 
 How this works.  Received chunks are appended to a list (``feed`` is O(1));
-they are joined into one ``bytes`` object only when a reader needs to look at
-them.  The unread data is ``_data[_pos:]``.  Looking for a line end starts at
-``_scanned``, the offset below which no newline is left, so a peer that
-trickles a long line byte by byte never causes a rescan.  When the unread data
-is only a partial line and the next chunk finishes it, the chunk becomes
-``_data`` as it is (the line is glued from the two): a stream of lines never
-copies its chunks.
+the unread data is ``_data[_pos:]`` followed by those chunks.  Every byte is
+searched for a line end once: ``_scanned`` marks how far ``_data`` is known
+to hold no newline, and ``_chunks_scanned`` how many chunks after it.  While
+the unread data is only a partial line, chunks are not joined to it: when one
+finishes the line, the line is glued from the pieces and that chunk becomes
+``_data`` as it is.  So a stream of lines never copies its chunks, and a long
+line that trickles in is copied once, when it is complete (tiny chunks are
+merged geometrically on arrival, so their count stays small).  Sized reads
+and peeks join what they need.
 
 Line reading is batched: once a line has been found, the following complete
 lines inside a window are split in one go (``bytes.split`` runs in C) and put,
