@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 import trustme
 
 from openssl_peer import OPENSSL, s_server
+from pem_files import write_pem
 from twinsock._core.tls_engine import TlsEngine
 from twinsock.errors import PskError, SslError
 from twinsock.tls import ProtVersion, SslContext, VerifyMode, new_context
@@ -47,9 +49,7 @@ class Pki:
     client_cert: str  # a client certificate from the same intermediate
 
     def write(self, name: str, blob: trustme.Blob) -> str:
-        path = self.directory / name
-        blob.write_to_path(str(path))
-        return str(path)
+        return write_pem(self.directory, name, blob)
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     leaf = intermediate.issue_cert("localhost", "127.0.0.1")
     client = intermediate.issue_cert("client.example")
 
-    def write(name: str, blob: trustme.Blob) -> str:
-        path = directory / name
-        blob.write_to_path(str(path))
-        return str(path)
+    write = functools.partial(write_pem, directory)
 
     return Pki(
         ca=ca,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gc
 import logging
 import os
@@ -36,6 +37,7 @@ import pytest
 import trustme
 
 from openssl_peer import OPENSSL, s_client, s_server
+from pem_files import write_pem
 from twins import make_kind
 from twinsock import _tls_io
 from twinsock.errors import NetTimeout, PskError, SslError
@@ -93,9 +95,7 @@ class Pki:
     other_ca_file: str  # a CA that issued nothing here
 
     def write(self, name: str, blob: trustme.Blob) -> str:
-        path = self.directory / name
-        blob.write_to_path(str(path))
-        return str(path)
+        return write_pem(self.directory, name, blob)
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +112,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         not_after=now - datetime.timedelta(days=1),
     )
 
-    def write(name: str, blob: trustme.Blob) -> str:
-        path = directory / name
-        blob.write_to_path(str(path))
-        return str(path)
+    write = functools.partial(write_pem, directory)
 
     def server_args(name: str, cert: trustme.LeafCert) -> list[str]:
         return [
@@ -397,6 +394,17 @@ def served_ok(results: list[Any]) -> Served:
     return outcome
 
 
+def echo_session(client: Any) -> bytes:
+    """Send ``LINES`` from ``s_client``, expect every echo, end with stdin's close
+    (s_client then exits 0); return what s_client wrote to stderr."""
+    client.write(line_stream(LINES))
+    expected = b"".join(b"echo:" + line + b"\n" for line in LINES)
+    client.wait_for(lambda out: out == expected)
+    client.close_stdin()
+    assert client.wait() == 0
+    return bytes(client.output()[1])
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_s_client_session_with_certificates(kind: Any, pki: Pki, version: ProtVersion) -> None:
     ctx = new_context(version, cert_file=pki.server_cert)
@@ -414,12 +422,7 @@ def test_s_client_session_with_certificates(kind: Any, pki: Pki, version: ProtVe
             version_flag(version),
         ) as client,
     ):
-        client.write(line_stream(LINES))
-        expected = b"".join(b"echo:" + line + b"\n" for line in LINES)
-        client.wait_for(lambda out: out == expected)
-        client.close_stdin()
-        assert client.wait() == 0
-        err = client.output()[1]
+        err = echo_session(client)
     outcome = served_ok(results)
     assert outcome.psk_identity is None
     assert b"Verification: OK" in err
@@ -443,12 +446,7 @@ def test_s_client_session_with_psk(kind: Any, version: ProtVersion) -> None:
             version_flag(version),
         ) as client,
     ):
-        client.write(line_stream(LINES))
-        expected = b"".join(b"echo:" + line + b"\n" for line in LINES)
-        client.wait_for(lambda out: out == expected)
-        client.close_stdin()
-        assert client.wait() == 0
-        err = client.output()[1]
+        err = echo_session(client)
     outcome = served_ok(results)
     assert outcome.psk_identity == "alice"  # TLS 1.3 too
     assert f"Protocol version: {version.value}".encode() in err

@@ -24,8 +24,7 @@ from twinsock.errors import SslError
 if TYPE_CHECKING:
     from twinsock.asyncnet import AsyncSocket
 
-__all__ = ["accept_handshake", "eof_received", "handshake", "queue_close_notify", "received",
-           "write"]
+__all__ = ["accept_handshake", "eof_received", "handshake", "queue_close_notify", "received"]
 
 log = logging.getLogger("twinsock")
 
@@ -82,14 +81,6 @@ def eof_received(owner: AsyncSocket) -> None:
         _decrypt(owner, engine)
     else:
         owner._wake_reader()
-
-
-def write(owner: AsyncSocket, data: bytes | bytearray | memoryview) -> None:
-    """Encrypt and queue application data."""
-    engine = owner._tls
-    transport = owner._transport
-    assert engine is not None and transport is not None
-    transport.write(engine.encrypt(data))
 
 
 def queue_close_notify(owner: AsyncSocket, transport: asyncio.Transport) -> None:

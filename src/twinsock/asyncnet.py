@@ -528,7 +528,7 @@ class AsyncSocket(SocketBase):
         if data.__class__ is not bytes:
             data = as_bytes(data)
         if transport is not None and self._writer is None and len(data) <= WRITE_HIGH_WATER:
-            transport.write(data if self._tls is None else self._tls.encrypt(data))
+            self._write_now(transport, data)
             if self._write_paused or transport.is_closing():
                 await self._after_write(timeout)
             return
@@ -545,11 +545,7 @@ class AsyncSocket(SocketBase):
         transport = await self._attached("send")
         view = memoryview(data).cast("B")
         for start in range(0, max(len(view), 1), WRITE_HIGH_WATER):
-            piece = view[start : start + WRITE_HIGH_WATER]
-            if self._tls is not None:
-                self._tls_write(piece)
-            else:
-                transport.write(piece)
+            self._write_now(transport, view[start : start + WRITE_HIGH_WATER])
             if self._write_paused or transport.is_closing():
                 await self._after_write(timeout)
 
@@ -604,11 +600,7 @@ class AsyncSocket(SocketBase):
         ):
             return False
         try:
-            payload = as_bytes(data)
-            if self._tls is not None:
-                self._tls_write(memoryview(payload).cast("B"))
-            else:
-                transport.write(payload)
+            self._write_now(transport, as_bytes(data))
         except (OSError, TypeError, RuntimeError):
             return False
         return not transport.is_closing()
@@ -753,8 +745,11 @@ class AsyncSocket(SocketBase):
 
     # -- TLS hooks (see twinsock._tls_async) --------------------------------------------
 
-    def _tls_write(self, data: memoryview) -> None:
-        _tls_async.write(self, data)
+    def _write_now(
+        self, transport: asyncio.Transport, data: bytes | bytearray | memoryview
+    ) -> None:
+        """Hand ``data`` to the transport, encrypted first on a TLS socket."""
+        transport.write(data if self._tls is None else self._tls.encrypt(data))
 
     def _tls_queue_close_notify(self, transport: asyncio.Transport) -> None:
         _tls_async.queue_close_notify(self, transport)
