@@ -37,7 +37,7 @@ import twinsock  # noqa: E402
 
 project = "twinsock"
 author = "the twinsock developers"
-copyright = "2026, the twinsock developers"  # noqa: A001
+copyright = "2026, the twinsock developers"
 release = twinsock.__version__
 version = release
 
