@@ -27,7 +27,8 @@ from twinsock.nativesockets import Domain, Protocol, SockType
 
 WAITING_METHODS = {
     "accept", "accept_addr", "connect", "connect_unix", "recv", "recv_into", "recv_line",
-    "recv_line_into", "read_line", "skip", "send", "send_to", "recv_from",
+    "recv_line_into", "read_line", "skip", "send", "send_to", "recv_from", "recv_until",
+    "send_line",
 }
 
 
