@@ -18,6 +18,7 @@ from twinsock.addresses import (
 from twinsock.asyncnet import AsyncSocket
 from twinsock.errors import (
     AddressError,
+    BusyError,
     LineTooLong,
     NetError,
     NetTimeout,
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_LINE_LENGTH",
     "AddressError",
     "AsyncSocket",
+    "BusyError",
     "Domain",
     "HandshakeType",
     "IPFamily",
