@@ -394,7 +394,7 @@ def test_echo_server_over_tls(certs: dict[str, str]) -> None:
             raw, server_hostname="localhost"
         ) as client:
             client.sendall(b"secret\n")
-            assert recv_exactly(client, 7) == b"secret\n"  # type: ignore[arg-type]
+            assert recv_exactly(client, 7) == b"secret\n"
 
 
 def test_echo_tls_with_a_missing_certificate_exits_1() -> None:
