@@ -338,6 +338,27 @@ class TestNothingStaysRegistered:
 
         assert run(loop_name, main) == b"datagram"
 
+    def test_close_after_the_loop_is_gone(self, loop_name: str) -> None:
+        """close() still closes (and raises nothing) when the socket's loop has ended,
+        with a transport made and a task left waiting on it."""
+        from twinsock.asyncnet import AsyncSocket
+
+        ours, peer = stdlib_pair("tcp4")
+        holder: list[AsyncSocket] = []
+
+        async def main() -> None:
+            sock = AsyncSocket.from_native(ours)
+            peer.sendall(b"hi\n")
+            assert await sock.recv_line(timeout=5) == b"hi"  # the transport exists
+            holder.append(sock)
+
+        run(loop_name, main)
+        with peer:
+            holder[0].close()
+            assert holder[0].is_closed()
+            peer.settimeout(5)
+            assert peer.recv(10) == b""  # the connection really ended
+
     def test_selector_keeps_no_key_of_a_closed_socket(self) -> None:
         """On the default loop, look at the selector itself after every kind of wait."""
         from twinsock.asyncnet import AsyncSocket

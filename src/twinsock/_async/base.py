@@ -103,6 +103,9 @@ class AsyncBase(SocketBase):
         if sock is None:
             return
         transport, self._transport = self._transport, None
+        loop = self._loop
+        if transport is not None and loop is not None and loop.is_closed():
+            transport = None  # it cannot run any more: the socket is closed here
         if transport is not None:
             if self._tls is not None:
                 self._tls_queue_close_notify(transport)
@@ -134,13 +137,15 @@ class AsyncBase(SocketBase):
     def _forget_fd_waits(self, sock: socket.socket) -> None:
         loop, waits = self._loop, self._fd_waits
         self._fd_waits = 0
-        if loop is not None and waits:
+        if loop is not None and waits and not loop.is_closed():
             if waits & _FD_READ:
                 loop.remove_reader(sock.fileno())
             if waits & _FD_WRITE:
                 loop.remove_writer(sock.fileno())
 
     def _fail_waiters(self) -> None:
+        if self._loop is not None and self._loop.is_closed():
+            return  # nothing runs there any more (and a future could not call back)
         for waiter, operation in (
             (self._read_waiter, self._reader),
             (self._write_waiter, self._writer),
