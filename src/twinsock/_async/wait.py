@@ -1,10 +1,10 @@
-"""How the async shell waits: futures bounded by a deadline, and fd readiness.
+"""How the async shell waits: futures bounded by a deadline, and name resolution.
 
 How this works.  A waiting call parks one future; a loop timer fails it with
-the deadline's ``NetTimeout`` (``until``).  ``resolve`` runs the shared resolver rules in the loop's
-executor.  The waits that belong to one socket (its parked futures, its fd
-registrations, which ``close()`` must end) are methods of the socket
-(``_async.base``).
+the deadline's ``NetTimeout`` (``until``).  ``resolve`` runs the shared
+resolver rules in the loop's executor.  The waits that belong to one socket
+(its parked futures and fd registrations, which ``close()`` must end) are
+methods of the socket (``_async.base``).
 """
 
 from __future__ import annotations
