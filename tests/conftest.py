@@ -1,7 +1,9 @@
 """Shared fixtures: socket kinds, loopback families, and connected pairs.
 
 ``pair`` gives a twinsock socket (of every kind) connected to a plain stdlib
-socket peer, over TCP IPv4, TCP IPv6 and Unix stream sockets.
+socket peer, over TCP IPv4, TCP IPv6 and Unix stream sockets; a module that
+overrides ``family`` with ``ALL_FAMILIES`` also gets ``"tls"``: a twinsock
+TLS client against a stdlib ``ssl`` server (``tests/tls_pair.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from twins import available_kinds, make_kind
 
 FAMILIES = ["tcp4", "tcp6", "unix"]
+#: The families of the conformance body: the plain ones and TLS over TCP.
+ALL_FAMILIES = [*FAMILIES, "tls"]
 
 
 @pytest.fixture(params=available_kinds(), scope="session")
@@ -51,25 +55,34 @@ def stdlib_pair(family: str) -> tuple[socket.socket, socket.socket]:
     return client, server
 
 
+def make_pair(kind: Any, family: str, **options: Any) -> tuple[Any, Any]:
+    """(twinsock socket of ``kind``, peer), connected over ``family`` (any of
+    ``ALL_FAMILIES``); ``options`` go to ``from_native``."""
+    if family == "tls":
+        from tls_pair import tls_pair
+
+        return tls_pair(kind, **options)
+    ours, peer = stdlib_pair(family)
+    return kind.from_native(ours, **options), peer
+
+
 @pytest.fixture(params=FAMILIES)
 def family(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def pair(kind: Any, family: str) -> Iterator[tuple[Any, socket.socket]]:
+def pair(kind: Any, family: str) -> Iterator[tuple[Any, Any]]:
     """(twinsock socket, stdlib peer), connected."""
-    ours, peer = stdlib_pair(family)
-    twin = kind.from_native(ours)
+    twin, peer = make_pair(kind, family)
     yield twin, peer
     twin.close()
     peer.close()
 
 
 @pytest.fixture
-def unbuffered_pair(kind: Any, family: str) -> Iterator[tuple[Any, socket.socket]]:
-    ours, peer = stdlib_pair(family)
-    twin = kind.from_native(ours, buffered=False)
+def unbuffered_pair(kind: Any, family: str) -> Iterator[tuple[Any, Any]]:
+    twin, peer = make_pair(kind, family, buffered=False)
     yield twin, peer
     twin.close()
     peer.close()

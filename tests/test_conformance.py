@@ -2,8 +2,12 @@
 
 The twinsock side is the ``pair`` fixture's first element (blocking socket, or
 the async socket on asyncio / uvloop through a blocking proxy); the peer is a
-plain stdlib socket.  A scripted peer thread sends the payload whole, one
-byte at a time, or split at every position.
+plain stdlib socket.  The families are TCP over IPv4 and IPv6, Unix stream
+sockets, and TLS (a twinsock TLS client against a stdlib ``ssl`` server over
+IPv4: ``tests/tls_pair.py``).  A scripted peer thread sends the payload
+whole, one byte at a time, or split at every position (for TLS: one record
+per piece).  The disconnection tests reset the raw TCP connection, which
+means something else under TLS (a truncation), so they run on TCP only.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ALL_FAMILIES, make_pair
 from twinsock.errors import LineTooLong, NetTimeout, SocketClosedError
 from twinsock.net import LineResult, ReadLineResult, SocketFlag
 
 
-def send_in_pieces(
-    peer: socket.socket, pieces: list[bytes], pause: float = 0.002
-) -> threading.Thread:
+@pytest.fixture(params=ALL_FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    """Every family, TLS included (overrides the plain families of conftest.py)."""
+    return str(request.param)
+
+
+def send_in_pieces(peer: Any, pieces: list[bytes], pause: float = 0.002) -> threading.Thread:
     """Send each piece separately (with a pause so they arrive as separate reads)."""
     if peer.family != socket.AF_UNIX:
         peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -67,13 +76,10 @@ LINE_CASE = b"ab\r\n\r\nc\rd\n\nlast\r"
 class TestLines:
     @pytest.mark.parametrize("split", ["whole", "bytewise", "every-position"])
     def test_line_rules_whatever_the_split(self, kind: Any, family: str, split: str) -> None:
-        from conftest import stdlib_pair
-
         cases = list(every_split(LINE_CASE))
         chosen = {"whole": cases[:1], "bytewise": cases[1:2], "every-position": cases[2:]}[split]
         for pieces in chosen:
-            ours, peer = stdlib_pair(family)
-            twin = kind.from_native(ours)
+            twin, peer = make_pair(kind, family)
             try:
                 sender = send_in_pieces(peer, pieces, pause=0.001)
                 sender.join()
@@ -253,10 +259,12 @@ class TestSizedReads:
         assert not twin.buffered
 
     def test_unbuffered_recv_line_reads_no_further_than_the_line(
-        self, kind: Any, unbuffered_pair: Any
+        self, kind: Any, unbuffered_pair: Any, family: str
     ) -> None:
         if kind.name != "blocking":
             pytest.skip("the async socket's transport reads whatever arrives (docs/decisions.md)")
+        if family == "tls":
+            pytest.skip("TLS decrypts whole records: the body arrives in the line's record")
         twin, peer = unbuffered_pair
         peer.sendall(b"header\r\nbody-bytes")
         assert twin.recv_line(timeout=5) == b"header"
@@ -358,12 +366,37 @@ class TestDisconnections:
         assert twin.try_send(b"more") is False
         twin.close()
 
+    @pytest.mark.parametrize("before", ["sent", "read-the-reset", "nothing"])
+    def test_send_after_a_reset_raises_the_same_class_everywhere(
+        self, kind: Any, before: str
+    ) -> None:
+        """BrokenPipeError or ConnectionResetError on every kind and loop: never a bare
+        OSError(ENOTCONN), never an event loop's RuntimeError about a closed transport."""
+        from conftest import stdlib_pair
+
+        ours, peer = stdlib_pair("tcp4")
+        twin = kind.from_native(ours)
+        if before == "sent":  # the connection is in use when the reset comes
+            twin.send(b"hello")
+            assert peer.recv(5) == b"hello"
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # RST
+        time.sleep(0.2)  # the reset arrived (and the event loop saw it)
+        if before == "read-the-reset":
+            assert twin.recv_line(timeout=5) == b""
+        for size in (1, 65536):
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                for _ in range(100):
+                    twin.send(b"x" * size, timeout=5)
+        assert twin.try_send(b"more") is False
+        twin.close()
+
     def test_closed_socket_raises_socket_closed_error(self, pair: Any) -> None:
         twin, _ = pair
         twin.close()
         twin.close()  # idempotent
         assert twin.is_closed()
-        calls: list[Callable[[], object]] = [
+        calls: list[Callable[[], Any]] = [
             lambda: twin.recv_line(),
             lambda: twin.recv(1),
             lambda: twin.send(b"x"),
@@ -407,8 +440,9 @@ class TestSending:
         else:
             assert twin.get_peer_addr() == peer.getsockname()[:2]
             assert twin.get_local_addr() == peer.getpeername()[:2]
-        assert not twin.is_ssl()
-        assert twin.get_peer_certificates() == []
+        tls = family == "tls"
+        assert twin.is_ssl() is tls
+        assert bool(twin.get_peer_certificates()) is tls  # the verified chain
         assert twin.get_psk_identity() is None
         assert twin.get_fd() == twin.fileno() >= 0
         assert not twin.has_data_buffered()

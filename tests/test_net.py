@@ -615,7 +615,10 @@ class TestUnix:
             server.listen()
             with kind.new(Domain.AF_UNIX) as client:
                 client.connect_unix(name)
-                server.accept(timeout=5).close()
+                with server.accept(timeout=5) as conn:
+                    client.send(b"connected\n")
+                    assert conn.recv_line(timeout=5) == b"connected"
+                assert client.recv(1, timeout=5) == b""  # and the server's close arrived
 
     def test_connect_to_missing_path(self, kind: Any, short_tmpdir: str) -> None:
         with kind.new(Domain.AF_UNIX) as client, pytest.raises(FileNotFoundError):

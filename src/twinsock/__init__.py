@@ -18,6 +18,7 @@ from twinsock.addresses import (
 from twinsock.asyncnet import AsyncSocket
 from twinsock.errors import (
     AddressError,
+    BusyError,
     LineTooLong,
     NetError,
     NetTimeout,
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_LINE_LENGTH",
     "AddressError",
     "AsyncSocket",
+    "BusyError",
     "Domain",
     "HandshakeType",
     "IPFamily",

@@ -15,6 +15,7 @@ import ssl
 
 __all__ = [
     "AddressError",
+    "BusyError",
     "IncompleteRead",
     "LineTooLong",
     "NetError",
@@ -81,3 +82,11 @@ class SslError(NetError, ssl.SSLError):
 
 class PskError(SslError):
     """A pre-shared-key handshake failed (wrong key, unknown identity, callback error)."""
+
+
+class BusyError(NetError, RuntimeError):
+    """Another task or thread is already reading (or writing) on this socket.
+
+    Raised at once by the second reader (or writer); the first one goes on
+    undisturbed, and no byte of the two is interleaved.
+    """

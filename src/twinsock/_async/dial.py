@@ -89,7 +89,6 @@ async def dial(
             task.cancel()
             native.close()
     result = AsyncSocket.from_native(winner, buffered=buffered)
-    result._loop = loop
     if int(sock_type) == socket.SOCK_STREAM:
         await result._attached("dial")
     return result

@@ -1,28 +1,28 @@
 """The asyncio protocol behind ``AsyncSocket``: transport events into the core.
 
 How this works.  A connected ``AsyncSocket`` is driven by an asyncio
-transport; the protocol here only forwards what the transport reports.
-Received bytes go into the socket's ``ReadBuffer`` (or its TLS engine) and
-wake the one waiting reader when the read can complete; the transport is
-paused while more is buffered than the waiting read allows (bounded
-read-ahead).  On the stdlib selector loop the protocol is a
-``BufferedProtocol`` reading into one buffer per thread, because the plain
-protocol makes that transport allocate 256 KiB for every read; uvloop keeps
-its own C read path with the plain protocol.
+transport; the protocol here only forwards what the transport reports to
+the socket's ``_on_*`` methods (``_async.base``): received bytes go into the
+socket's ``ReadBuffer`` (or its TLS engine) and wake the one waiting reader
+when the read can complete; the transport is paused while more is buffered
+than the waiting read allows (bounded read-ahead).  The socket's
+``_on_data`` *is* the protocol's ``data_received`` (an instance attribute),
+so a received chunk costs no extra call.  On the stdlib selector loop the
+protocol is a ``BufferedProtocol`` reading into one buffer per thread,
+because the plain protocol makes that transport allocate 256 KiB for every
+read; uvloop keeps its own C read path with the plain protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import threading
 from typing import TYPE_CHECKING, cast
 
-from twinsock._async import tls as _tls_async
 from twinsock._core.buffer import READ_CHUNK
 
 if TYPE_CHECKING:
-    from twinsock._async.socket import AsyncSocket
+    from twinsock._async.base import AsyncBase
 
 __all__ = ["WRITE_HIGH_WATER", "protocol_for"]
 
@@ -31,67 +31,30 @@ WRITE_HIGH_WATER = 256 * 1024
 
 
 class _StreamProtocol(asyncio.Protocol):
-    """Pushes transport events into the owning ``AsyncSocket`` (uvloop's fast path)."""
+    """Reports transport events to the owning socket's ``_on_*`` methods (uvloop's path)."""
 
-    __slots__ = ("_owner",)
+    __slots__ = ("_owner", "data_received")
 
-    def __init__(self, owner: AsyncSocket) -> None:
+    def __init__(self, owner: AsyncBase) -> None:
         self._owner = owner
+        # The transport calls the socket's method for every chunk: no hop through here.
+        self.data_received = owner._on_data  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Known before the first data arrives, so read-ahead can be paused at once.
-        stream = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        stream.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self._owner._transport = stream
-
-    def data_received(self, data: bytes) -> None:
-        """Received bytes: into the read buffer (or the TLS engine); wake the reader."""
-        owner = self._owner
-        if owner._tls is not None:
-            _tls_async.received(owner, data)
-            return
-        buf = owner._buf
-        size = buf.feed(data)
-        waiter = owner._read_waiter
-        if waiter is not None and not waiter.done() and (
-            owner._wake_at == 0 or len(buf) >= owner._wake_at
-        ):
-            waiter.set_result(None)
-        if size > owner._pause_above and owner._transport is not None:
-            # Nobody reads, or a line reader will find its line too long: stop
-            # reading until the next read asks for more (bounded memory).
-            owner._transport.pause_reading()
-            owner._reading_paused = True
+        # uvloop's transports are not subclasses of asyncio.Transport.
+        self._owner._on_connection_made(cast(asyncio.Transport, transport))
 
     def eof_received(self) -> bool:
-        owner = self._owner
-        if owner._tls is not None:
-            _tls_async.eof_received(owner)
-        else:
-            owner._buf.feed_eof()
-            owner._wake_reader()
-        return True  # keep the write side open (half-close)
+        return self._owner._on_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        owner = self._owner
-        owner._lost = exc if exc is not None else ConnectionResetError(
-            errno.ECONNRESET, "connection lost"
-        )
-        if not owner._buf.eof and exc is not None:
-            owner._read_error = exc
-        owner._buf.feed_eof()
-        owner._wake_reader()
-        owner._wake_writer()
-        if owner._lost_waiter is not None and not owner._lost_waiter.done():
-            owner._lost_waiter.set_result(None)
+        self._owner._on_lost(exc)
 
     def pause_writing(self) -> None:
-        self._owner._write_paused = True
+        self._owner._on_write_paused(True)
 
     def resume_writing(self) -> None:
-        owner = self._owner
-        owner._write_paused = False
-        owner._wake_writer()
+        self._owner._on_write_paused(False)
 
 
 class _ReadInto(threading.local):
@@ -115,7 +78,7 @@ class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
 
     __slots__ = ("_view",)
 
-    def __init__(self, owner: AsyncSocket) -> None:
+    def __init__(self, owner: AsyncBase) -> None:
         super().__init__(owner)
         self._view = _read_into.view
 
@@ -123,9 +86,8 @@ class _BufferedStreamProtocol(_StreamProtocol, asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        owner = self._owner
-        if owner._tls is not None:  # ciphertext goes straight into the engine's BIO
-            _tls_async.received(owner, self._view[:nbytes])
+        if self._owner._tls is not None:  # ciphertext goes straight into the engine's BIO
+            self._owner._on_ciphertext(self._view[:nbytes])
         else:
             self.data_received(bytes(self._view[:nbytes]))
 

@@ -2,7 +2,11 @@
 
 How this works.  ``AsyncSocket`` is the twin of ``net.Socket``: the same
 ``SocketBase`` (everything that does not wait) and the same sans-I/O core
-(read buffer, deadlines, Happy Eyeballs plan); only the waiting differs.
+(read buffer, deadlines, attempt rules); only the waiting differs.  The
+class is assembled from the modules of this folder: ``base`` (the loop, the
+transport and its events, the claims, the waits, ``close``), ``connecting``
+(``connect``, ``accept``), ``datagram`` (``recv_from``, ``send_to``), and
+this module, the reading and sending of a connected stream.
 
 * A connected stream socket is driven by an asyncio transport (the default
   loop's or uvloop's) and a small ``Protocol`` that pushes every received
@@ -16,26 +20,18 @@ How this works.  ``AsyncSocket`` is the twin of ``net.Socket``: the same
   it can; it waits only while the transport holds more than
   ``WRITE_HIGH_WATER`` bytes, and feeds large payloads in slices so memory
   stays bounded when the peer does not read.
-* Listening and datagram sockets have no transport: they try the system call
-  first and wait for readiness with ``add_reader`` / ``add_writer`` only on
-  ``BlockingIOError`` (uvloop has no ``sock_recvfrom``, so none is used).
 """
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import socket
-import time
-from collections.abc import Generator
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
-from twinsock._async import tls as _tls_async
-from twinsock._async.protocol import WRITE_HIGH_WATER, protocol_for
-from twinsock._async.wait import deadline_scope, resolve, until, wait_fd
-from twinsock._base import SocketBase
-from twinsock._core.buffer import BATCHED_LINE_MAX, READ_CHUNK
+from twinsock._async.connecting import Connecting
+from twinsock._async.datagram import Datagrams
+from twinsock._async.protocol import WRITE_HIGH_WATER
+from twinsock._async.wait import until
+from twinsock._core.buffer import BATCHED_LINE_MAX
 from twinsock._core.data import (
     as_bytes,
     check_max_length,
@@ -45,9 +41,7 @@ from twinsock._core.data import (
     recv_into_target,
 )
 from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
-from twinsock._core.eyeballs import Attempts
-from twinsock._core.flags import is_disconnection_error, is_peek, is_safe
-from twinsock._core.targets import check_family, format_endpoint, sockaddr_text, unix_path
+from twinsock._core.flags import is_disconnection_error, is_peek, is_safe, send_error
 from twinsock._core.types import (
     DEFAULT_FLAGS,
     MAX_LINE_LENGTH,
@@ -55,34 +49,16 @@ from twinsock._core.types import (
     ReadLineResult,
     SocketFlag,
 )
-from twinsock.addresses import check_port
 from twinsock.errors import NetTimeout, SocketClosedError
 from twinsock.nativesockets import Domain, Protocol, SockType
 
 __all__ = ["AsyncSocket"]
 
-_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
-
-class AsyncSocket(SocketBase):
+class AsyncSocket(Connecting, Datagrams):
     """An asyncio socket with a read buffer, line reading and deadlines."""
 
-    __slots__ = (
-        "_attaching",
-        "_loop",
-        "_lost",
-        "_lost_waiter",
-        "_pause_above",
-        "_read_error",
-        "_read_waiter",
-        "_reader",
-        "_reading_paused",
-        "_transport",
-        "_wake_at",
-        "_write_paused",
-        "_write_waiter",
-        "_writer",
-    )
+    __slots__ = ()
 
     def __init__(
         self,
@@ -106,24 +82,7 @@ class AsyncSocket(SocketBase):
         self._init_async(native, buffered)
         return self
 
-    def _init_async(self, sock: socket.socket, buffered: bool) -> None:
-        self._init_base(sock, buffered)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._transport: asyncio.Transport | None = None
-        self._attaching: asyncio.Task[asyncio.Transport] | None = None
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._write_waiter: asyncio.Future[None] | None = None
-        self._lost_waiter: asyncio.Future[None] | None = None
-        self._reader: str | None = None
-        self._writer: str | None = None
-        self._wake_at = 0
-        self._read_error: BaseException | None = None
-        self._lost: BaseException | None = None
-        self._write_paused = False
-        self._reading_paused = False
-        self._pause_above = READ_CHUNK  # read-ahead before anyone reads
-
-    async def __aenter__(self) -> AsyncSocket:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -132,192 +91,6 @@ class AsyncSocket(SocketBase):
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else self._where()
         return f"<twinsock.asyncnet.AsyncSocket {state}>"
-
-    # -- closing ------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close now (idempotent).  TLS: close_notify is queued, not awaited (see ``aclose``)."""
-        if self._sock is None:
-            return
-        transport, self._transport = self._transport, None
-        if self._tls is not None and transport is not None:
-            self._tls_queue_close_notify(transport)
-        if transport is not None:
-            transport.close()  # closes the socket once queued data is written
-            self._sock = None
-            self._buf.clear()
-        else:
-            self._close_native()
-        self._buf.feed_eof()
-        self._wake_reader()
-        self._wake_writer()
-
-    async def aclose(self) -> None:
-        """Close, waiting (bounded) for queued data and the TLS close_notify to go out."""
-        transport = self._transport
-        lost = None
-        if transport is not None and self._lost is None:
-            lost = self._loop_now().create_future()
-            self._lost_waiter = lost
-        self.close()
-        if lost is not None:
-            try:
-                async with asyncio.timeout(1.0):
-                    await lost
-            except TimeoutError:
-                if transport is not None:
-                    transport.abort()
-
-    # -- loop binding ------------------------------------------------------------------
-
-    def _loop_now(self) -> asyncio.AbstractEventLoop:
-        """The running loop, which must be the socket's own once it has one."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "AsyncSocket methods must be awaited inside a running event loop"
-            ) from None
-        loop = self._loop
-        if loop is None:
-            self._loop = running
-            return running
-        if loop is not running:
-            if loop.is_closed():
-                raise RuntimeError("the event loop this AsyncSocket was used on is closed")
-            raise RuntimeError("this AsyncSocket belongs to another event loop")
-        return loop
-
-    async def _attached(self, operation: str) -> asyncio.Transport:
-        """The transport of a connected stream socket, created on first use.
-
-        Creating it is shielded from cancellation: a cancelled reader must not
-        leave the socket half-owned by a transport nobody recorded.
-        """
-        transport = self._transport
-        if transport is not None:
-            return transport
-        attaching = self._attaching
-        if attaching is None:
-            sock = self._open(operation)
-            loop = self._loop_now()
-            if sock.type != socket.SOCK_STREAM:
-                raise OSError(errno.EOPNOTSUPP, f"{operation} needs a stream socket")
-            self._check_connected(sock, operation)
-            attaching = self._attaching = loop.create_task(self._attach(sock, operation))
-        return await asyncio.shield(attaching)
-
-    def _check_connected(self, sock: socket.socket, operation: str) -> None:
-        try:
-            sock.getpeername()
-        except OSError:
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not code:
-                raise OSError(errno.ENOTCONN, f"{operation}: the socket is not connected") from None
-            # The peer reset before we attached: a dead connection, like connection_lost.
-            error = OSError(code, os.strerror(code))
-            self._read_error = self._lost = error
-            self._buf.feed_eof()
-            raise error from None
-
-    async def _attach(self, sock: socket.socket, operation: str) -> asyncio.Transport:
-        loop = self._loop_now()
-        protocol = protocol_for(loop)
-        try:
-            transport, _ = await loop.connect_accepted_socket(lambda: protocol(self), sock=sock)
-        finally:
-            self._attaching = None  # a finished task would stay alive with the socket
-        if self._sock is None:  # closed while attaching
-            transport.close()
-            raise SocketClosedError(operation)
-        self._transport = transport
-        return transport
-
-    # -- connecting ----------------------------------------------------------------------
-
-    async def connect(self, address: str, port: int, timeout: float | None = None) -> None:
-        """Connect to ``address:port``, trying each resolved address of the socket's family.
-
-        One deadline covers resolution, every attempt and the TLS handshake.
-        """
-        timeout = self._timeout(timeout)
-        sock = self._open("connect")
-        loop = self._loop_now()
-        port = check_port(port)
-        deadline = Deadline(timeout, "connect")
-        check_family(address, sock.family)
-        with deadline_scope(deadline, loop):
-            targets = await resolve(address, port, sock.family, sock.type, deadline, None)
-            attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
-            for _family, sockaddr in targets:
-                attempts.next_target(time.monotonic())
-                try:
-                    await loop.sock_connect(sock, sockaddr)
-                    break
-                except OSError as exc:
-                    attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
-            else:
-                raise attempts.final_error(f"connect {address}")
-            if sock.type == socket.SOCK_STREAM:
-                await self._attached("connect")
-            if self._tls_context is not None:
-                await self._tls_handshake(deadline, server_side=False, hostname=address)
-
-    async def connect_unix(self, path: str, timeout: float | None = None) -> None:
-        """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
-        timeout = self._timeout(timeout)
-        sock = self._open("connect_unix")
-        loop = self._loop_now()
-        target = unix_path(sock, path)
-        deadline = Deadline(timeout, "connect_unix")
-        with deadline_scope(deadline, loop):
-            await loop.sock_connect(sock, target)
-            if sock.type == socket.SOCK_STREAM:
-                await self._attached("connect_unix")
-
-    async def accept(
-        self,
-        flags: SocketFlag = DEFAULT_FLAGS,
-        timeout: float | None = None,
-        inheritable: bool = False,
-    ) -> AsyncSocket:
-        """Wait for a client; it inherits ``buffered`` (and TLS, handshake done)."""
-        return (await self.accept_addr(flags, timeout, inheritable))[0]
-
-    async def accept_addr(
-        self,
-        flags: SocketFlag = DEFAULT_FLAGS,
-        timeout: float | None = None,
-        inheritable: bool = False,
-    ) -> tuple[AsyncSocket, str]:
-        """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
-        timeout = self._timeout(timeout)
-        sock = self._open("accept")
-        loop = self._loop_now()
-        safe = is_safe(flags)
-        deadline = Deadline(timeout, "accept")
-        while True:
-            try:
-                conn, sockaddr = sock.accept()
-            except BlockingIOError:
-                await wait_fd(loop, sock, False, deadline, self)
-                continue
-            except OSError as exc:
-                if safe and is_disconnection_error(flags, exc):
-                    continue
-                raise
-            code = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if safe and code and is_disconnection_error(DEFAULT_FLAGS, code):
-                conn.close()
-                continue
-            if inheritable:
-                conn.set_inheritable(True)
-            client = AsyncSocket.from_native(conn, buffered=self._buffered)
-            client._loop = loop
-            await client._attached("accept")
-            if self._tls_context is not None and not await client._tls_accept(self, deadline):
-                continue
-            return client, sockaddr_text(sockaddr)[0]
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -484,28 +257,9 @@ class AsyncSocket(SocketBase):
                     deadline = Deadline(timeout, "skip")
                 await self._wait_data(deadline, 1)
                 skipped += buf.skip(size - skipped)
+            if self._sock is None:  # closed between a wake-up and this resumption
+                raise SocketClosedError("skip")
             return skipped
-
-    async def recv_from(
-        self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
-    ) -> tuple[bytes, str, int]:
-        """Receive one datagram: data (truncated to ``size``), sender address, port."""
-        timeout = self._timeout(timeout)
-        sock = self._open("recv_from")
-        loop = self._loop_now()
-        size = check_size(size)
-        os_flags = socket.MSG_PEEK if is_peek(flags) else 0
-        deadline = Deadline(timeout, "recv_from")
-        with self._reading("recv_from"):
-            while True:
-                try:
-                    data, sockaddr = sock.recvfrom(size, os_flags)
-                except BlockingIOError:
-                    await wait_fd(loop, sock, False, deadline, self)
-                    continue
-                self._buf.received += len(data)
-                host, port = sockaddr_text(sockaddr) if sockaddr is not None else ("", 0)
-                return data, host, port
 
     async def recv_until(
         self,
@@ -549,66 +303,53 @@ class AsyncSocket(SocketBase):
         if transport is not None and self._writer is None and len(data) <= WRITE_HIGH_WATER:
             self._write_now(transport, data)
             if self._write_paused or transport.is_closing():
-                await self._after_write(timeout)
+                with self._writing("send"):
+                    await self._wait_written(timeout)
             return
         await self._send_slow(data, timeout)
 
     async def _send_slow(self, data: Any, timeout: float | None) -> None:
-        self._open("send")
+        sock = self._open("send")
         check_timeout(timeout)
-        if self._writer is not None:
-            raise RuntimeError(f"send: another task is already sending ({self._writer})")
-        if self._sock is not None and self._sock.type != socket.SOCK_STREAM:
+        if sock.type != socket.SOCK_STREAM:
             await self._send_datagram(data, timeout)
             return
-        transport = await self._attached("send")
-        view = memoryview(data).cast("B")
-        for start in range(0, max(len(view), 1), WRITE_HIGH_WATER):
-            self._write_now(transport, view[start : start + WRITE_HIGH_WATER])
-            if self._write_paused or transport.is_closing():
-                await self._after_write(timeout)
+        with self._writing("send"):
+            try:
+                transport = await self._attached("send")
+            except SocketClosedError:
+                raise
+            except OSError as exc:  # a connection that is gone, found on attaching
+                raise send_error(exc) from None
+            view = memoryview(data).cast("B")
+            for start in range(0, max(len(view), 1), WRITE_HIGH_WATER):
+                self._write_now(transport, view[start : start + WRITE_HIGH_WATER])
+                if self._write_paused or transport.is_closing():
+                    await self._wait_written(timeout)
 
-    async def _after_write(self, timeout: float | None) -> None:
+    async def _wait_written(self, timeout: float | None) -> None:
         """Wait below the high-water mark; raise if the connection broke."""
         transport = self._transport
-        self._writer = "send"
-        try:
-            if transport is None or transport.is_closing():
-                await self._raise_send_error()
-            if self._write_paused:
-                deadline = Deadline(timeout, "send")
-                loop = self._loop_now()
-                while self._write_paused and self._lost is None:
-                    waiter = loop.create_future()
-                    self._write_waiter = waiter
-                    with deadline_scope(deadline, loop):
-                        await waiter
-                if self._lost is not None:
-                    await self._raise_send_error()
-        finally:
-            self._writer = None
-            self._write_waiter = None
-
-    async def _raise_send_error(self) -> None:
-        if self._sock is None:
-            raise SocketClosedError("send")
-        if self._lost is None:
-            # The transport failed during write(); connection_lost arrives next.
-            waiter = self._loop_now().create_future()
-            self._lost_waiter = waiter
+        if transport is None or transport.is_closing():
+            await self._raise_send_error()
+        if self._write_paused:
+            deadline = Deadline(timeout, "send")
+            loop = self._loop_now()
             try:
-                async with asyncio.timeout(1.0):
-                    await waiter
-            except TimeoutError:
-                pass
-        error = self._lost
-        if isinstance(error, OSError) and error.errno not in (None, 0):
-            raise type(error)(error.errno, error.strerror)
-        raise BrokenPipeError(errno.EPIPE, "send on a broken connection")
+                while self._write_paused and self._lost is None:
+                    waiter = self._write_waiter = loop.create_future()
+                    if deadline.timeout is None:
+                        await waiter
+                    else:
+                        await until(waiter, deadline, loop)
+            finally:
+                self._write_waiter = None
+            if self._lost is not None:
+                await self._raise_send_error()
 
     def try_send(self, data: Any) -> bool:
         """Queue ``data`` without waiting; ``False`` if the socket is closed, broken,
-        or its write queue is above the high-water mark."""
+        busy, or its write queue is above the high-water mark."""
         transport = self._transport
         if (
             transport is None
@@ -624,33 +365,6 @@ class AsyncSocket(SocketBase):
             return False
         return not transport.is_closing()
 
-    async def send_to(
-        self, address: str, port: int, data: Any, flags: SocketFlag = DEFAULT_FLAGS
-    ) -> None:
-        """Send one datagram; a host name tries each resolved address in turn."""
-        sock = self._open("send_to")
-        self._check_send_to(sock)
-        loop = self._loop_now()
-        port = check_port(port)
-        payload = as_bytes(data)
-        check_family(address, sock.family)
-        deadline = Deadline(None, "send_to")
-        targets = await resolve(address, port, sock.family, sock.type, deadline, None)
-        attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
-        for _family, sockaddr in targets:
-            attempts.next_target(time.monotonic())
-            try:
-                while True:
-                    try:
-                        sock.sendto(payload, _NOSIGNAL, sockaddr)
-                        self._bytes_sent += len(payload)
-                        return
-                    except BlockingIOError:
-                        await wait_fd(loop, sock, True, deadline, self)
-            except OSError as exc:
-                attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
-        raise attempts.final_error(f"send_to {address}")
-
     async def send_line(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
@@ -660,30 +374,31 @@ class AsyncSocket(SocketBase):
             check_timeout(timeout)
         await self.send(line_to_send(data), flags, timeout)
 
-    async def _send_datagram(self, data: Any, timeout: float | None) -> None:
-        sock = self._open("send")
-        loop = self._loop_now()
-        deadline = Deadline(timeout, "send")
-        while True:
-            try:
-                sock.send(data, _NOSIGNAL)
-                self._bytes_sent += len(data)
-                return
-            except BlockingIOError:
-                await wait_fd(loop, sock, True, deadline, self)
-
     # -- plumbing ------------------------------------------------------------------------
 
-    @contextmanager
-    def _reading(self, operation: str) -> Generator[None, None, None]:
-        self._begin_read(operation)
+    def _write_now(
+        self, transport: asyncio.Transport, data: bytes | bytearray | memoryview
+    ) -> None:
+        """Hand ``data`` to the transport, encrypted first on a TLS socket.
+
+        A transport that already failed raises the send error of every loop
+        (uvloop's own is a ``RuntimeError``).
+        """
+        self._bytes_sent += len(data)
+        if self._tls is not None:
+            data = self._tls.encrypt(data)
         try:
-            yield
-        finally:
-            self._reader = None
+            transport.write(data)
+        except (OSError, RuntimeError) as exc:
+            raise send_error(self._lost or exc) from exc
 
     def _raise_read_error(self, flags: SocketFlag) -> None:
-        """At end of stream: raise the error that ended it unless SAFE_DISCONN hides it."""
+        """At end of stream: raise what ended it, unless ``SAFE_DISCONN`` hides it.
+
+        A socket closed while its reader waited raises ``SocketClosedError``.
+        """
+        if self._sock is None:
+            raise SocketClosedError(self._reader or "read")
         error = self._read_error
         if error is None or (is_safe(flags) and isinstance(error, OSError)
                              and is_disconnection_error(DEFAULT_FLAGS, error)):
@@ -691,6 +406,22 @@ class AsyncSocket(SocketBase):
         if isinstance(error, OSError) and error.errno is not None:
             raise type(error)(error.errno, error.strerror)
         raise error
+
+    async def _raise_send_error(self) -> None:
+        """The connection broke while sending: raise its error, the same on every loop."""
+        if self._sock is None:
+            raise SocketClosedError("send")
+        if self._lost is None:
+            # The transport failed during write(); connection_lost arrives next.
+            waiter = self._loop_now().create_future()
+            self._lost_waiter = waiter
+            try:
+                async with asyncio.timeout(1.0):
+                    await waiter
+            except TimeoutError:
+                pass
+        raise send_error(self._lost)
+
 
     async def _fill_to(self, size: int, timeout: float | None, flags: SocketFlag, op: str) -> None:
         buf = self._buf
@@ -702,96 +433,3 @@ class AsyncSocket(SocketBase):
             if deadline is None:
                 deadline = Deadline(timeout, op)
             await self._wait_data(deadline, want)
-
-    def _begin_read(self, operation: str) -> None:
-        """Claim the read side, or raise: one reader at a time, none on a closed socket."""
-        if self._reader is not None:
-            raise RuntimeError(f"{operation}: another task is already reading ({self._reader})")
-        if self._sock is None:
-            raise SocketClosedError(operation)
-        self._reader = operation
-
-    def _arm_read(
-        self, operation: str, wake_at: int, pause_above: int | None = None
-    ) -> asyncio.Future[None] | None:
-        """A future the protocol resolves when data (``wake_at`` bytes; 0: any), the
-        end of the stream or an error arrives; ``None`` if the transport must be made.
-
-        The transport stops reading while more than ``pause_above`` bytes wait
-        (default: what the read wants plus one chunk), so read-ahead is bounded.
-        """
-        if self._sock is None:
-            raise SocketClosedError(operation)
-        transport = self._transport
-        if transport is None:
-            return None
-        loop = self._loop
-        if loop is not _running_loop():
-            loop = self._loop_now()  # raises the clear error
-        assert loop is not None
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
-        self._wake_at = wake_at
-        self._pause_above = wake_at + READ_CHUNK if pause_above is None else pause_above
-        waiter = self._read_waiter = loop.create_future()
-        if self._buf.eof:
-            waiter.set_result(None)
-        return waiter
-
-    async def _attach_for_read(self, operation: str) -> None:
-        """Make the transport; data may arrive meanwhile, so the caller looks again."""
-        try:
-            await self._attached(operation)
-        except OSError:
-            if not self._buf.eof:
-                raise  # otherwise the dead connection reads as its end
-
-    async def _wait_data(
-        self, deadline: Deadline, wake_at: int, pause_above: int | None = None
-    ) -> None:
-        """Wait until the buffer holds ``wake_at`` bytes (0: any new data), the stream
-        ends, or the deadline passes."""
-        waiter = self._arm_read(deadline.operation, wake_at, pause_above)
-        try:
-            if waiter is None:
-                await self._attach_for_read(deadline.operation)
-            elif deadline.timeout is None:
-                await waiter
-            else:
-                await until(waiter, deadline, self._loop)
-        finally:
-            self._read_waiter = None
-
-    def _wake_reader(self) -> None:
-        waiter = self._read_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _wake_writer(self) -> None:
-        waiter = self._write_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- TLS hooks (see twinsock._async.tls) --------------------------------------------
-
-    def _write_now(
-        self, transport: asyncio.Transport, data: bytes | bytearray | memoryview
-    ) -> None:
-        """Hand ``data`` to the transport, encrypted first on a TLS socket."""
-        transport.write(data if self._tls is None else self._tls.encrypt(data))
-        self._bytes_sent += len(data)
-
-    def _tls_queue_close_notify(self, transport: asyncio.Transport) -> None:
-        _tls_async.queue_close_notify(self, transport)
-
-    async def _tls_handshake(
-        self, deadline: Deadline, *, server_side: bool, hostname: str | None
-    ) -> None:
-        await _tls_async.handshake(self, deadline, server_side=server_side, hostname=hostname)
-
-    async def _tls_accept(self, listener: AsyncSocket, deadline: Deadline) -> bool:
-        return await _tls_async.accept_handshake(self, listener, deadline)
-
-
-_running_loop = asyncio.get_running_loop

@@ -7,7 +7,10 @@ socket's ordinary read buffer, so line reading, limits, deadlines and
 cancellation behave exactly as without TLS.  Anything the engine wants to
 send (handshake flights, session tickets, alerts, close_notify) goes to the
 transport at once.  A TLS failure while reading (truncation, a bad record)
-ends the stream and is raised by the next read as ``SslError``.
+ends the stream and is raised by the next read as ``SslError``.  The pump
+works through the socket's methods (``_store``, ``_end_stream``,
+``_wake_ready``, ``_write_raw``, ``_install_engine``, ``_wait_data``), never
+on its fields.
 """
 
 from __future__ import annotations
@@ -21,46 +24,33 @@ from twinsock._core.tls_engine import TlsEngine
 from twinsock.errors import SslError
 
 if TYPE_CHECKING:
-    from twinsock._async.socket import AsyncSocket
+    from twinsock._async.base import AsyncBase
 
 __all__ = ["accept_handshake", "eof_received", "handshake", "queue_close_notify", "received"]
 
 log = logging.getLogger("twinsock")
 
 
-def _flush(owner: AsyncSocket, engine: TlsEngine) -> None:
-    out = engine.data_to_send()
-    transport = owner._transport
-    if out and transport is not None and not transport.is_closing():
-        transport.write(out)
-
-
-def _decrypt(owner: AsyncSocket, engine: TlsEngine) -> None:
-    buf = owner._buf
+def _decrypt(owner: AsyncBase, engine: TlsEngine) -> None:
     try:
         while True:
             plain = engine.read()
             if plain is None:
                 break
             if not plain:
-                buf.feed_eof()
+                owner._end_stream()
                 break
-            buf.feed(plain)
+            owner._store(plain)
             if not engine.has_input():
                 break
     except SslError as exc:
-        owner._read_error = exc
-        buf.feed_eof()
+        owner._end_stream(exc)
     if engine.outgoing.pending:  # a TLS 1.3 key update answer, an alert
-        _flush(owner, engine)
-    waiter = owner._read_waiter
-    if waiter is not None and not waiter.done() and (
-        owner._wake_at == 0 or buf.eof or buf.size_hint() >= owner._wake_at
-    ):
-        waiter.set_result(None)
+        owner._write_raw(engine.data_to_send())
+    owner._wake_ready()
 
 
-def received(owner: AsyncSocket, data: bytes | memoryview) -> None:
+def received(owner: AsyncBase, data: bytes | memoryview) -> None:
     """The protocol received ciphertext."""
     engine = owner._tls
     assert engine is not None
@@ -71,7 +61,7 @@ def received(owner: AsyncSocket, data: bytes | memoryview) -> None:
         owner._wake_reader()
 
 
-def eof_received(owner: AsyncSocket) -> None:
+def eof_received(owner: AsyncBase) -> None:
     """The TCP stream ended."""
     engine = owner._tls
     assert engine is not None
@@ -82,7 +72,7 @@ def eof_received(owner: AsyncSocket) -> None:
         owner._wake_reader()
 
 
-def queue_close_notify(owner: AsyncSocket, transport: asyncio.Transport) -> None:
+def queue_close_notify(owner: AsyncBase, transport: asyncio.Transport) -> None:
     """Queue close_notify ahead of the transport's close (best effort)."""
     engine = owner._tls
     if engine is None or transport.is_closing():
@@ -97,7 +87,7 @@ def queue_close_notify(owner: AsyncSocket, transport: asyncio.Transport) -> None
 
 
 async def handshake(
-    owner: AsyncSocket, deadline: Deadline, *, server_side: bool, hostname: str | None
+    owner: AsyncBase, deadline: Deadline, *, server_side: bool, hostname: str | None
 ) -> None:
     """Run the handshake on ``owner``'s transport within ``deadline``."""
     context = owner._tls_context
@@ -105,39 +95,19 @@ async def handshake(
         raise SslError("the socket is not wrapped in a TLS context")
     transport = await owner._attached(deadline.operation)
     engine = TlsEngine(context, server_side=server_side, server_hostname=hostname)
-    early = owner._buf.withdraw()  # ciphertext that arrived before wrapping
-    owner._tls = engine
-    if early:
-        engine.receive(early)
-    if owner._buf.eof:
-        engine.receive_eof()
-        owner._buf.eof = False
-    loop = owner._loop
-    assert loop is not None
+    owner._install_engine(engine)
     try:
         while True:
             try:
                 done = engine.do_handshake()
             finally:
-                _flush(owner, engine)
+                owner._write_raw(engine.data_to_send())
             if done:
                 break
-            if owner._lost is not None:
+            if owner._connection_lost():
                 engine.receive_eof()
                 continue
-            waiter: asyncio.Future[None] = loop.create_future()
-            owner._read_waiter = waiter
-            owner._wake_at = 0
-            timer = None
-            remaining = deadline.remaining()
-            if remaining is not None:
-                timer = loop.call_later(remaining, _expire, waiter, deadline)
-            try:
-                await waiter
-            finally:
-                owner._read_waiter = None
-                if timer is not None:
-                    timer.cancel()
+            await owner._wait_data(deadline, 0)
     except BaseException:
         # A failed or cancelled handshake leaves no usable stream: close it.
         transport.abort()
@@ -146,16 +116,8 @@ async def handshake(
     _decrypt(owner, engine)  # application data that came with the last flight
 
 
-def _expire(waiter: asyncio.Future[None], deadline: Deadline) -> None:
-    if not waiter.done():
-        waiter.set_exception(deadline.error())
-
-
-async def accept_handshake(
-    client: AsyncSocket, listener: AsyncSocket, accept_deadline: Deadline
-) -> bool:
+async def accept_handshake(client: AsyncBase, accept_deadline: Deadline) -> bool:
     """Handshake with an accepted client; on failure log, close it, return False."""
-    client._tls_context = listener._tls_context
     peer = client._where()
     try:
         await handshake(

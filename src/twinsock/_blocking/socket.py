@@ -7,18 +7,21 @@ one time limit.  This module only moves bytes between the operating system
 and the buffer, and waits.  The OS socket stays in blocking mode, so a call
 without a timeout is one plain system call; a call with a timeout tries
 first with ``MSG_DONTWAIT`` and polls only when nothing is there.  Reading a
-line that the buffer already holds costs no system call at all.
+line that the buffer already holds costs no system call at all, and claims
+nothing; a call that has to wait claims its side of the socket first
+(``_blocking.base``: one reader and one writer at a time, and ``close()``
+wakes them).  The class is assembled from this folder's modules: ``base``
+(claims, ``close``), ``connecting`` (``connect``, ``accept``), ``datagram``
+(``recv_from``, ``send_to``) and this one, the stream's reads and sends.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
-import time
-from typing import Any
+from typing import Any, Self
 
-from twinsock._base import SocketBase
+from twinsock._blocking.connecting import Connecting
+from twinsock._blocking.datagram import Datagrams
 from twinsock._blocking.wait import wait_readable, wait_writable
 from twinsock._core.buffer import BATCHED_LINE_MAX, MAX_READ, READ_CHUNK
 from twinsock._core.data import (
@@ -30,9 +33,7 @@ from twinsock._core.data import (
     recv_into_target,
 )
 from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
-from twinsock._core.eyeballs import Attempts
 from twinsock._core.flags import is_disconnection_error, is_peek, is_safe
-from twinsock._core.targets import check_family, format_endpoint, sockaddr_text, unix_path
 from twinsock._core.types import (
     DEFAULT_FLAGS,
     MAX_LINE_LENGTH,
@@ -40,9 +41,7 @@ from twinsock._core.types import (
     ReadLineResult,
     SocketFlag,
 )
-from twinsock._resolver import getaddrinfo, resolve
-from twinsock.addresses import check_port
-from twinsock.errors import NetTimeout, SocketClosedError
+from twinsock.errors import BusyError, NetTimeout, SocketClosedError
 from twinsock.nativesockets import Domain, Protocol, SockType
 
 __all__ = ["Socket"]
@@ -57,11 +56,10 @@ _FILL_SIZE = 2 * READ_CHUNK
 #: ``recv_into`` requests at least this large are read straight into the caller's
 #: memory, never through the read buffer.
 _DIRECT_READ_MIN = 65536
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
-class Socket(SocketBase):
+class Socket(Connecting, Datagrams):
     """A blocking socket with a read buffer, line reading and deadlines."""
 
     __slots__ = ()
@@ -75,7 +73,7 @@ class Socket(SocketBase):
         buffered: bool = True,
         inheritable: bool = False,
     ) -> None:
-        self._init_base(self._new_native(domain, sock_type, protocol, inheritable), buffered)
+        self._init_blocking(self._new_native(domain, sock_type, protocol, inheritable), buffered)
 
     @classmethod
     def from_native(cls, sock: socket.socket | int, *, buffered: bool = True) -> Socket:
@@ -84,10 +82,10 @@ class Socket(SocketBase):
         if native.gettimeout() is not None:
             native.settimeout(None)
         self = cls.__new__(cls)
-        self._init_base(native, buffered)
+        self._init_blocking(native, buffered)
         return self
 
-    def __enter__(self) -> Socket:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -96,90 +94,6 @@ class Socket(SocketBase):
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else self._where()
         return f"<twinsock.net.Socket {state}>"
-
-    def close(self) -> None:
-        """Close the socket (idempotent); TLS sends close_notify first, best effort."""
-        if self._sock is not None and self._tls is not None:
-            self._tls_close_notify()
-        self._close_native()
-
-    # -- connecting ------------------------------------------------------------------
-
-    def connect(self, address: str, port: int, timeout: float | None = None) -> None:
-        """Connect to ``address:port``, trying each resolved address of the socket's family.
-
-        One deadline covers resolution, every attempt and the TLS handshake.
-        """
-        timeout = self._timeout(timeout)
-        sock = self._open("connect")
-        port = check_port(port)
-        deadline = Deadline(timeout, "connect")
-        check_family(address, sock.family)
-        targets = resolve(address, port, sock.family, sock.type, deadline, getaddrinfo)
-        attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
-        for _family, sockaddr in targets:
-            attempts.next_target(time.monotonic())
-            try:
-                _connect_native(sock, sockaddr, deadline)
-                break
-            except NetTimeout as exc:
-                attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
-                raise attempts.final_error(f"connect {address}") from None
-            except OSError as exc:
-                attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
-        else:
-            raise attempts.final_error(f"connect {address}")
-        if self._tls_context is not None:
-            self._tls_handshake(deadline, server_side=False, hostname=address)
-
-    def connect_unix(self, path: str, timeout: float | None = None) -> None:
-        """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
-        timeout = self._timeout(timeout)
-        sock = self._open("connect_unix")
-        target = unix_path(sock, path)
-        _connect_native(sock, target, Deadline(timeout, "connect_unix"))
-
-    def accept(
-        self,
-        flags: SocketFlag = DEFAULT_FLAGS,
-        timeout: float | None = None,
-        inheritable: bool = False,
-    ) -> Socket:
-        """Wait for a client; it inherits ``buffered`` (and TLS, handshake done)."""
-        return self.accept_addr(flags, timeout, inheritable)[0]
-
-    def accept_addr(
-        self,
-        flags: SocketFlag = DEFAULT_FLAGS,
-        timeout: float | None = None,
-        inheritable: bool = False,
-    ) -> tuple[Socket, str]:
-        """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
-        timeout = self._timeout(timeout)
-        sock = self._open("accept")
-        safe = is_safe(flags)
-        deadline = Deadline(timeout, "accept")
-        if sock.gettimeout() != 0.0:
-            sock.setblocking(False)
-        while True:
-            try:
-                conn, sockaddr = sock.accept()
-            except BlockingIOError:
-                wait_readable(sock, deadline, self._where())
-                continue
-            except OSError as exc:
-                if safe and is_disconnection_error(flags, exc):
-                    continue
-                raise
-            if safe and _was_reset(conn):
-                conn.close()
-                continue
-            if inheritable:
-                conn.set_inheritable(True)
-            client = Socket.from_native(conn, buffered=self._buffered)
-            if self._tls_context is not None and not client._tls_accept(self, deadline):
-                continue
-            return client, sockaddr_text(sockaddr)[0]
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -212,19 +126,28 @@ class Socket(SocketBase):
         else:
             peek, safe = is_peek(flags), is_safe(flags)
         buf = self._buf
-        deadline = None
         # An empty buffer cannot hold a line: receive first (the echo case).
         # After a receive, search at once: something arrived.
-        search = bool(buf) or buf.eof
-        while True:
-            if search:
+        if buf or buf.eof:
+            line = buf.recv_line(max_length, peek=peek)
+            if line is not None:
+                return line
+        deadline = _RECV_LINE_FOREVER if timeout is None else Deadline(timeout, "recv_line")
+        claim = self._read_claim  # the claim, inline (base.py): once per line that waits
+        try:
+            claim.pop()
+        except IndexError:
+            raise BusyError("recv_line: another thread is already reading") from None
+        try:
+            while True:
+                self._fill(deadline, safe, max_length)  # raises if closed meanwhile
                 line = buf.recv_line(max_length, peek=peek)
                 if line is not None:
                     return line
-            if deadline is None:
-                deadline = _RECV_LINE_FOREVER if timeout is None else Deadline(timeout, "recv_line")
-            self._fill(deadline, safe, max_length)
-            search = True
+        finally:
+            claim.append(True)
+            if self._sock is None:
+                self._finish_close()
 
     def recv_line_into(
         self,
@@ -255,17 +178,22 @@ class Socket(SocketBase):
         peek = is_peek(flags)
         safe = is_safe(flags)
         buf = self._buf
-        deadline = None
-        while True:
-            result = buf.read_line(max_length, peek=peek)
-            if result is not None:
-                return result
-            if deadline is None:
-                deadline = Deadline(timeout, "read_line")
-            try:
-                self._fill(deadline, safe, max_length)
-            except NetTimeout:
-                return LineResult(ReadLineResult.NONE, b"")
+        result = buf.read_line(max_length, peek=peek)
+        if result is not None:
+            return result
+        deadline = Deadline(timeout, "read_line")
+        self._begin_read("read_line")
+        try:
+            while True:
+                try:
+                    self._fill(deadline, safe, max_length)
+                except NetTimeout:
+                    return LineResult(ReadLineResult.NONE, b"")
+                result = buf.read_line(max_length, peek=peek)
+                if result is not None:
+                    return result
+        finally:
+            self._end_read()
 
     def recv(
         self, size: int, timeout: float | None = None, flags: SocketFlag = DEFAULT_FLAGS
@@ -290,8 +218,7 @@ class Socket(SocketBase):
             return b""
         if not self._buffered and not buf and not is_peek(flags) and self._tls is None:
             return self._recv_direct(size, Deadline(timeout, "recv"), is_safe(flags))
-        self._fill_to(size, Deadline(timeout, "recv"), flags)
-        return buf.peek(size) if is_peek(flags) else buf.take(size)
+        return self._fill_and_take(size, Deadline(timeout, "recv"), flags)
 
     def recv_into(
         self,
@@ -310,18 +237,18 @@ class Socket(SocketBase):
         safe = is_safe(flags)
         buf = self._buf
         if is_peek(flags):
-            self._fill_to(size, Deadline(timeout, "recv_into"), flags)
-            data = buf.peek(size)
+            data = self._fill_and_take(size, Deadline(timeout, "recv_into"), flags)
             view[: len(data)] = data
             return len(data)
-        n = buf.take_into(view)
-        if n == size or buf.eof or (n and not self._buffered):
-            return n
+        if len(buf) >= size or buf.eof or (buf and not self._buffered):
+            return buf.take_into(view)  # no wait, no claim
         deadline = Deadline(timeout, "recv_into")
         # A large request is read straight into the caller's memory to its end:
         # filling the buffer for a short tail would drag a whole chunk of
         # read-ahead through it, which the next large request copies out again.
         direct = self._tls is None and (size >= _DIRECT_READ_MIN or not self._buffered)
+        sock = self._begin_read("recv_into")
+        n = buf.take_into(view)
         try:
             while n < size:
                 room = size - n
@@ -343,6 +270,8 @@ class Socket(SocketBase):
         except BaseException:
             buf.unread(bytes(view[:n]))  # nothing received is lost
             raise
+        finally:
+            self._end_read()
         return n
 
     def skip(self, size: int, timeout: float | None = None) -> int:
@@ -351,36 +280,18 @@ class Socket(SocketBase):
         self._open("skip")
         size = check_size(size)
         buf = self._buf
-        skipped = buf.skip(size)
-        deadline = None
-        while skipped < size and not buf.eof:
-            if deadline is None:
-                deadline = Deadline(timeout, "skip")
-            self._fill(deadline, True)
-            skipped += buf.skip(size - skipped)
+        if len(buf) >= size or buf.eof:
+            return buf.skip(size)  # no wait, no claim
+        deadline = Deadline(timeout, "skip")
+        self._begin_read("skip")
+        try:
+            skipped = buf.skip(size)
+            while skipped < size and not buf.eof:
+                self._fill(deadline, True)
+                skipped += buf.skip(size - skipped)
+        finally:
+            self._end_read()
         return skipped
-
-    def recv_from(
-        self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
-    ) -> tuple[bytes, str, int]:
-        """Receive one datagram: data (truncated to ``size``), sender address, port."""
-        timeout = self._timeout(timeout)
-        sock = self._open("recv_from")
-        size = check_size(size)
-        os_flags = socket.MSG_PEEK if is_peek(flags) else 0
-        deadline = Deadline(timeout, "recv_from")
-        while True:
-            try:
-                if deadline.timeout is None:
-                    data, sockaddr = sock.recvfrom(size, os_flags)
-                else:
-                    data, sockaddr = sock.recvfrom(size, os_flags | _DONTWAIT)
-            except BlockingIOError:
-                wait_readable(sock, deadline, self._where())
-                continue
-            self._buf.received += len(data)
-            host, port = sockaddr_text(sockaddr) if sockaddr is not None else ("", 0)
-            return data, host, port
 
     def recv_until(
         self,
@@ -421,49 +332,44 @@ class Socket(SocketBase):
     ) -> None:
         """Send all of ``data`` (bytes-like or str); a broken connection raises."""
         timeout = self._default_timeout if timeout is None else check_timeout(timeout)
-        sock = self._sock
-        if sock is None:
-            raise self._closed("send")
+        if self._sock is None:
+            raise SocketClosedError("send")
         if data.__class__ is not bytes:
             data = as_bytes(data)
-        if self._tls is not None:
-            self._tls_send(data, Deadline(timeout, "send"))
-        elif timeout is None:
-            sock.sendall(data, _NOSIGNAL)
-        else:
-            self._send_before(sock, data, Deadline(timeout, "send"))
-            return  # counted as it goes
-        self._bytes_sent += len(data)
+        claim = self._write_claim  # the claim, inline (base.py): one per send
+        try:
+            claim.pop()
+        except IndexError:
+            raise BusyError("send: another thread is already sending") from None
+        try:
+            sock = self._sock
+            if sock is None:
+                raise SocketClosedError("send")
+            if self._tls is not None:
+                self._tls_send(data, Deadline(timeout, "send"))
+            elif timeout is None:
+                sock.sendall(data, _NOSIGNAL)
+            else:
+                self._send_before(sock, data, Deadline(timeout, "send"))
+                return  # counted as it goes
+            self._bytes_sent += len(data)
+        except OSError:
+            if self._sock is None:  # shut down by close() while waiting
+                raise SocketClosedError("send") from None
+            raise
+        finally:
+            claim.append(True)
+            if self._sock is None:
+                self._finish_close()
 
     def try_send(self, data: Any) -> bool:
-        """``send`` that returns ``False`` instead of raising an ``OSError``."""
+        """``send`` that returns ``False`` instead of raising an ``OSError`` (or
+        ``BusyError`` while another thread sends)."""
         try:
             self.send(data)
-        except OSError:
+        except (OSError, BusyError):
             return False
         return True
-
-    def send_to(
-        self, address: str, port: int, data: Any, flags: SocketFlag = DEFAULT_FLAGS
-    ) -> None:
-        """Send one datagram; a host name tries each resolved address in turn."""
-        sock = self._open("send_to")
-        self._check_send_to(sock)
-        port = check_port(port)
-        payload = as_bytes(data)
-        check_family(address, sock.family)
-        targets = resolve(address, port, sock.family, sock.type, Deadline(None, "send_to"),
-                           getaddrinfo)
-        attempts: Attempts[str] = Attempts([format_endpoint(t[1]) for t in targets])
-        for _family, sockaddr in targets:
-            attempts.next_target(time.monotonic())
-            try:
-                sock.sendto(payload, _NOSIGNAL, sockaddr)
-                self._bytes_sent += len(payload)
-                return
-            except OSError as exc:
-                attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
-        raise attempts.final_error(f"send_to {address}")
 
     def send_line(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
@@ -476,41 +382,57 @@ class Socket(SocketBase):
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _closed(self, operation: str) -> Exception:
-        return SocketClosedError(operation)
-
     def _fill(self, deadline: Deadline, safe: bool, max_length: int | None = None) -> None:
-        """Receive once into the buffer, or record the end of the stream."""
+        """Receive once into the buffer, or record the end of the stream.
+
+        The caller holds the read claim; a ``close()`` from another thread
+        wakes the receive and makes it raise ``SocketClosedError``.
+        """
         sock = self._sock
         if sock is None:
             raise SocketClosedError(deadline.operation)
-        if self._tls is not None:
-            self._tls_fill(deadline, safe)
-            return
         try:
-            if not self._buffered and max_length is not None:
+            if self._tls is not None:
+                self._tls_fill(deadline, safe)
+                data = None
+            elif not self._buffered and max_length is not None:
                 data = self._recv_line_unbuffered(sock, deadline)
             elif deadline.timeout is None:
                 data = sock.recv(_FILL_SIZE)
             else:
                 data = self._recv_before(sock, _FILL_SIZE, deadline)
         except OSError as exc:
+            if self._sock is None:
+                raise SocketClosedError(deadline.operation) from None
             if not (safe and is_disconnection_error(DEFAULT_FLAGS, exc)):
                 raise
             data = b""
+        if self._sock is None:  # woken by close(): what came is not the stream's end
+            raise SocketClosedError(deadline.operation)
+        if data is None:
+            return
         if data:
             self._buf.feed(data)
         else:
             self._buf.feed_eof()
 
-    def _fill_to(self, size: int, deadline: Deadline, flags: SocketFlag) -> None:
-        """Fill the buffer until it holds ``size`` bytes or the stream ended."""
+    def _fill_and_take(self, size: int, deadline: Deadline, flags: SocketFlag) -> bytes:
+        """Fill the buffer until it holds ``size`` bytes (unbuffered: any) or the
+        stream ended, then take (or peek) them, under the read claim if it waited."""
         buf = self._buf
+        peek = is_peek(flags)
+        if len(buf) >= size or buf.eof or (buf and not self._buffered):
+            return buf.peek(size) if peek else buf.take(size)
         safe = is_safe(flags)
-        while len(buf) < size and not buf.eof:
-            self._fill(deadline, safe)
-            if not self._buffered and buf:
-                return
+        self._begin_read(deadline.operation)
+        try:
+            while len(buf) < size and not buf.eof:
+                self._fill(deadline, safe)
+                if not self._buffered and buf:
+                    break
+            return buf.peek(size) if peek else buf.take(size)
+        finally:
+            self._end_read()
 
     def _recv_before(self, sock: socket.socket, size: int, deadline: Deadline,
                      os_flags: int = 0) -> bytes:
@@ -521,7 +443,7 @@ class Socket(SocketBase):
                 wait_readable(sock, deadline, self._where())
 
     def _recv_direct(self, size: int, deadline: Deadline, safe: bool) -> bytes:
-        sock = self._open("recv")
+        sock = self._begin_read("recv")
         size = min(size, MAX_READ)  # the OS call allocates what it is asked for
         try:
             if deadline.timeout is None:
@@ -529,10 +451,16 @@ class Socket(SocketBase):
             else:
                 data = self._recv_before(sock, size, deadline)
         except OSError as exc:
+            if self._sock is None:
+                raise SocketClosedError("recv") from None
             if safe and is_disconnection_error(DEFAULT_FLAGS, exc):
                 self._buf.feed_eof()
                 return b""
             raise
+        finally:
+            self._end_read()
+        if self._sock is None:
+            raise SocketClosedError("recv")
         self._buf.received += len(data)
         return data
 
@@ -540,16 +468,23 @@ class Socket(SocketBase):
                           safe: bool) -> int:
         try:
             if deadline.timeout is None:
-                return sock.recv_into(view)
-            while True:
-                try:
-                    return sock.recv_into(view, 0, _DONTWAIT)
-                except BlockingIOError:
-                    wait_readable(sock, deadline, self._where())
+                got = sock.recv_into(view)
+            else:
+                while True:
+                    try:
+                        got = sock.recv_into(view, 0, _DONTWAIT)
+                        break
+                    except BlockingIOError:
+                        wait_readable(sock, deadline, self._where())
         except OSError as exc:
+            if self._sock is None:
+                raise SocketClosedError("recv_into") from None
             if safe and is_disconnection_error(DEFAULT_FLAGS, exc):
                 return 0
             raise
+        if self._sock is None:
+            raise SocketClosedError("recv_into")
+        return got
 
     def _recv_line_unbuffered(self, sock: socket.socket, deadline: Deadline) -> bytes:
         """Read no further than the end of the current line (peek, then consume)."""
@@ -578,19 +513,7 @@ class Socket(SocketBase):
         finally:
             self._bytes_sent += sent
 
-    # -- TLS hooks (filled in by twinsock.tls wiring) ------------------------------------
-
-    def _tls_handshake(
-        self, deadline: Deadline, *, server_side: bool, hostname: str | None
-    ) -> None:
-        from twinsock._blocking.tls import blocking_handshake
-
-        blocking_handshake(self, deadline, server_side=server_side, hostname=hostname)
-
-    def _tls_accept(self, listener: Socket, deadline: Deadline) -> bool:
-        from twinsock._blocking.tls import blocking_accept_handshake
-
-        return blocking_accept_handshake(self, listener, deadline)
+    # -- TLS pump (twinsock._blocking.tls) -------------------------------------------------
 
     def _tls_fill(self, deadline: Deadline, safe: bool) -> None:
         from twinsock._blocking.tls import blocking_fill
@@ -601,34 +524,3 @@ class Socket(SocketBase):
         from twinsock._blocking.tls import blocking_send
 
         blocking_send(self, data, deadline)
-
-    def _tls_close_notify(self) -> None:
-        from twinsock._blocking.tls import blocking_close_notify
-
-        blocking_close_notify(self)
-
-
-# -- module functions ------------------------------------------------------------------------
-
-
-def _was_reset(conn: socket.socket) -> bool:
-    """True for an accepted connection the client already reset."""
-    code = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    return code != 0 and is_disconnection_error(DEFAULT_FLAGS, code)
-
-
-def _connect_native(sock: socket.socket, target: Any, deadline: Deadline) -> None:
-    """Connect with the deadline: non-blocking connect, then poll for completion."""
-    if deadline.timeout is None:
-        sock.connect(target)
-        return
-    sock.setblocking(False)
-    try:
-        code = sock.connect_ex(target)
-        if code in _IN_PROGRESS:
-            wait_writable(sock, deadline, f"-> {format_endpoint(target)}")
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            raise OSError(code, f"{os.strerror(code)} (connecting to {format_endpoint(target)})")
-    finally:
-        sock.setblocking(True)

@@ -5,7 +5,9 @@ How this works.  The TLS state machine is ``_core.tls_engine.TlsEngine``
 loop with blocking waits: hand the engine what the socket received, send
 what the engine produced, and repeat until the engine can answer.
 Decrypted bytes go into the socket's ordinary read buffer, so line reading,
-limits and deadlines behave exactly as without TLS.
+limits and deadlines behave exactly as without TLS.  The pump works through
+the socket's methods (``_store``, ``_end_stream``, ``_install_engine``),
+never on its fields.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from twinsock._core.types import DEFAULT_FLAGS
 from twinsock.errors import NetTimeout, SslError
 
 if TYPE_CHECKING:
-    from twinsock._blocking.socket import Socket
+    from twinsock._blocking.base import BlockingBase
     from twinsock.tls import SslContext
 
 __all__ = [
@@ -124,7 +126,7 @@ def _recv_into_engine(
 
 
 def blocking_handshake(
-    owner: Socket, deadline: Deadline, *, server_side: bool, hostname: str | None
+    owner: BlockingBase, deadline: Deadline, *, server_side: bool, hostname: str | None
 ) -> None:
     """Create the engine for ``owner`` and complete the handshake within ``deadline``."""
     context = owner._tls_context
@@ -145,16 +147,15 @@ def blocking_handshake(
             _send_raw(sock, engine.data_to_send(), Deadline(0, "TLS alert"))
         owner._close_native()
         raise
-    owner._tls = engine
+    owner._install_engine(engine)
 
 
-def blocking_accept_handshake(client: Socket, listener: Socket, accept_deadline: Deadline) -> bool:
-    """Handshake with a client accepted by a wrapped ``listener``.
+def blocking_accept_handshake(client: BlockingBase, accept_deadline: Deadline) -> bool:
+    """Handshake with a client accepted by a wrapped listener (its context already set).
 
-    The client inherits the listener's context.  On failure (including a
-    client that stalls past the handshake deadline) log, close, return False.
+    On failure (including a client that stalls past the handshake deadline)
+    log, close, return False.
     """
-    client._tls_context = listener._tls_context
     peer = client._where()
     try:
         blocking_handshake(
@@ -167,7 +168,7 @@ def blocking_accept_handshake(client: Socket, listener: Socket, accept_deadline:
     return True
 
 
-def blocking_fill(owner: Socket, deadline: Deadline, safe: bool) -> None:
+def blocking_fill(owner: BlockingBase, deadline: Deadline, safe: bool) -> None:
     """Decrypt at least one chunk into the read buffer, or record the end of stream."""
     engine = owner._tls
     assert isinstance(engine, SharedEngine)
@@ -180,13 +181,13 @@ def blocking_fill(owner: Socket, deadline: Deadline, safe: bool) -> None:
             _recv_into_engine(sock, engine, deadline, safe)
             continue
         if plain:
-            owner._buf.feed(plain)
+            owner._store(plain)
         else:
-            owner._buf.feed_eof()
+            owner._end_stream()
         return
 
 
-def blocking_send(owner: Socket, data: Any, deadline: Deadline) -> None:
+def blocking_send(owner: BlockingBase, data: Any, deadline: Deadline) -> None:
     """Encrypt ``data`` and hand all of it to the OS."""
     engine = owner._tls
     sock = owner._open("send")
@@ -198,20 +199,28 @@ def blocking_send(owner: Socket, data: Any, deadline: Deadline) -> None:
     _flush(sock, engine, deadline)
 
 
-def blocking_close_notify(owner: Socket) -> None:
-    """Queue and send close_notify, best effort, within ``CLOSE_NOTIFY_TIMEOUT``."""
+def blocking_close_notify(owner: BlockingBase, sock: socket.socket) -> None:
+    """Queue and send close_notify, best effort, within ``CLOSE_NOTIFY_TIMEOUT``.
+
+    Skipped when another thread holds the send lock: it may be stuck on a
+    peer that does not read, and ``close()`` must not wait for it.
+    """
     engine = owner._tls
-    sock = owner._sock
-    if engine is None or sock is None:
+    if engine is None:
         return
     assert isinstance(engine, SharedEngine)
+    if not engine.sending.acquire(False):
+        return
     try:
         with engine.state:
             engine.start_close()
-        _flush(sock, engine, Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
+            out = engine.data_to_send()
+        _send_raw(sock, out, Deadline(CLOSE_NOTIFY_TIMEOUT, "close"))
         _discard_unread(sock)
     except (OSError, ValueError):
         pass  # the peer may be gone already: closing must not fail
+    finally:
+        engine.sending.release()
 
 
 def _discard_unread(sock: socket.socket) -> None:

@@ -2,16 +2,19 @@
 
 How this works.  ``SAFE_DISCONN`` turns the errors of a peer that went away
 into an end of stream; these helpers answer "does this error count?" and
-"do these flags peek?" once, for every shell and the TLS pumps.
+"do these flags peek?" once, for every shell and the TLS pumps.  Sending
+never hides a disconnection, and ``send_error`` gives it one class whatever
+reported it: the kernel, an event loop's transport, or nothing at all.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 
 from twinsock._core.types import DEFAULT_FLAGS, SocketFlag
 
-__all__ = ["DISCONNECTION_ERRNOS", "is_disconnection_error", "is_peek", "is_safe"]
+__all__ = ["DISCONNECTION_ERRNOS", "is_disconnection_error", "is_peek", "is_safe", "send_error"]
 
 #: The errors ``SAFE_DISCONN`` turns into an end of stream.
 DISCONNECTION_ERRNOS = frozenset(
@@ -51,3 +54,31 @@ def is_peek(flags: SocketFlag) -> bool:
     if not isinstance(flags, SocketFlag):
         raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
     return SocketFlag.PEEK in flags
+
+
+#: What a connection that is gone answers a send with, besides EPIPE itself:
+#: Linux says EPIPE, but an event loop that already saw the reset may say
+#: ENOTCONN (from getpeername) or ESHUTDOWN.
+_BROKEN_PIPE_ERRNOS = frozenset({errno.EPIPE, errno.ENOTCONN, errno.ESHUTDOWN})
+
+
+def send_error(error: BaseException | None) -> OSError:
+    """The error a send into a failed connection raises, the same on every shell and loop.
+
+    Args:
+        error: what reported the failure: an ``OSError``, an event loop's own
+            exception about its closed transport (uvloop raises
+            ``RuntimeError``), or ``None`` when nothing said why.
+
+    Returns:
+        ``ConnectionResetError`` for a reset; ``BrokenPipeError`` for EPIPE,
+        ENOTCONN, ESHUTDOWN, a closed transport or an unknown cause; any other
+        ``OSError`` keeps its class and errno (``ETIMEDOUT``, ``EHOSTUNREACH``).
+    """
+    code = error.errno if isinstance(error, OSError) else None
+    if code == errno.ECONNRESET:
+        return ConnectionResetError(code, os.strerror(code))
+    if code and code not in _BROKEN_PIPE_ERRNOS:
+        assert isinstance(error, OSError)
+        return type(error)(code, error.strerror or os.strerror(code))
+    return BrokenPipeError(errno.EPIPE, "send on a broken connection")
