@@ -23,6 +23,7 @@ from conftest import stdlib_pair
 from twinsock import asyncnet, net
 from twinsock.asyncnet import AsyncSocket
 from twinsock.errors import NetTimeout
+from twinsock.nativesockets import Domain, Protocol, SockType
 
 WAITING_METHODS = {
     "accept", "accept_addr", "connect", "connect_unix", "recv", "recv_into", "recv_line",
@@ -268,9 +269,9 @@ def test_accept_connect_dial_and_udp_on_the_loop(loop_name: str) -> None:
         for s in (client, conn, server):
             await s.aclose()
 
-        udp = AsyncSocket(net.Domain.AF_INET6, net.SockType.SOCK_DGRAM, net.Protocol.IPPROTO_UDP)
+        udp = AsyncSocket(Domain.AF_INET6, SockType.SOCK_DGRAM, Protocol.IPPROTO_UDP)
         udp.bind_addr(0, "::1")
-        other = AsyncSocket(net.Domain.AF_INET6, net.SockType.SOCK_DGRAM, net.Protocol.IPPROTO_UDP)
+        other = AsyncSocket(Domain.AF_INET6, SockType.SOCK_DGRAM, Protocol.IPPROTO_UDP)
         other.bind_addr(0, "::1")
         await other.send_to("::1", udp.get_local_addr()[1], b"datagram")
         data, host, sport = await udp.recv_from(4, timeout=5)

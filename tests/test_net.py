@@ -38,6 +38,7 @@ import pytest
 
 from conftest import stdlib_pair
 from twinsock import net
+from twinsock._blocking import socket as _blocking_socket
 from twinsock._core.buffer import READ_CHUNK, ReadBuffer
 from twinsock.addresses import parse_ip_address
 from twinsock.errors import AddressError, LineTooLong, NetTimeout, SocketClosedError
@@ -684,8 +685,9 @@ class TestBufferBound:
     def test_100_mb_without_a_newline(self, kind: Any, request: pytest.FixtureRequest) -> None:
         max_length = 65536
         # max_length + one read chunk + slack; uvloop's transport reads 256,000 bytes,
-        # the blocking socket net._FILL_SIZE
-        read_chunk = {"uvloop": 256_000, "blocking": net._FILL_SIZE}.get(kind.name, READ_CHUNK)
+        # the blocking socket _blocking.socket._FILL_SIZE
+        chunks = {"uvloop": 256_000, "blocking": _blocking_socket._FILL_SIZE}
+        read_chunk = chunks.get(kind.name, READ_CHUNK)
         bound = max_length + read_chunk + 4096
         chunk = b"x" * (1 << 20)
         total = 100 * len(chunk)

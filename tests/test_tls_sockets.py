@@ -39,7 +39,7 @@ import trustme
 from openssl_peer import OPENSSL, s_client, s_server
 from pem_files import write_pem
 from twins import make_kind
-from twinsock import _tls_io
+from twinsock._core import deadline as _deadline
 from twinsock.errors import NetTimeout, PskError, SslError
 from twinsock.tls import HandshakeType, ProtVersion, SslContext, VerifyMode, new_context
 
@@ -766,7 +766,7 @@ def test_psk_server_wrap_connected_wrong_key(kind: Any, version: ProtVersion) ->
 def test_silent_and_garbage_clients_do_not_block_accept(
     kind: Any, pki: Pki, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_tls_io, "HANDSHAKE_TIMEOUT", 0.5)  # configuration, both kinds
+    monkeypatch.setattr(_deadline, "HANDSHAKE_TIMEOUT", 0.5)  # configuration, both kinds
     caplog.set_level(logging.WARNING, logger="twinsock")
     with twin_server(kind, new_context(cert_file=pki.server_cert)) as (port, results):
         silent = socket.create_connection(("127.0.0.1", port), timeout=10)

@@ -11,15 +11,22 @@ each a thin loop around the shared core.
 from __future__ import annotations
 
 import errno
-import os
-import re
 import socket
 from typing import TYPE_CHECKING, Any
 
 from twinsock._core.buffer import ReadBuffer
-from twinsock._core.types import DEFAULT_FLAGS, SocketFlag
+from twinsock._core.targets import (
+    any_address,
+    check_family,
+    format_endpoint,
+    numeric_targets,
+    reject_malformed_ip,
+    resolve_targets,
+    sockaddr_text,
+    unix_path,
+)
 from twinsock._sockopts import SockOpt, option_key
-from twinsock.addresses import check_port, is_ip_address, parse_ip_address
+from twinsock.addresses import check_port
 from twinsock.errors import AddressError, SocketClosedError, SslError
 from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType
 
@@ -27,141 +34,8 @@ if TYPE_CHECKING:
     from twinsock._core.tls_engine import TlsEngine
     from twinsock.tls import Certificate, SslContext
 
-__all__ = ["DISCONNECTION_ERRNOS", "SocketBase", "is_disconnection_error"]
 
-#: The errors ``SAFE_DISCONN`` turns into an end of stream.
-DISCONNECTION_ERRNOS = frozenset(
-    {errno.ECONNRESET, errno.EPIPE, errno.ENETRESET, errno.ECONNABORTED}
-)
-
-_DISCONNECTION_TYPES = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
-
-SockAddr = tuple[Any, ...] | str | bytes
-
-
-def is_disconnection_error(flags: SocketFlag, error: OSError | int) -> bool:
-    """True if ``flags`` has ``SAFE_DISCONN`` and ``error`` is a disconnection.
-
-    ``error`` is an ``OSError`` or an errno number.  An error without an
-    errno counts by its type: ``ConnectionResetError``, ``BrokenPipeError``
-    and ``ConnectionAbortedError`` are disconnections.
-    """
-    if not isinstance(flags, SocketFlag):
-        raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
-    if SocketFlag.SAFE_DISCONN not in flags:
-        return False
-    if isinstance(error, OSError):
-        if error.errno is None:
-            return isinstance(error, _DISCONNECTION_TYPES)
-        return error.errno in DISCONNECTION_ERRNOS
-    return error in DISCONNECTION_ERRNOS
-
-
-def is_safe(flags: SocketFlag) -> bool:
-    """Whether receive-side ``flags`` ask to absorb disconnections."""
-    return flags is DEFAULT_FLAGS or SocketFlag.SAFE_DISCONN in flags
-
-
-def is_peek(flags: SocketFlag) -> bool:
-    """Whether receive-side ``flags`` ask not to consume."""
-    if flags is DEFAULT_FLAGS:
-        return False
-    if not isinstance(flags, SocketFlag):
-        raise TypeError(f"flags must be a SocketFlag, not {flags!r}")
-    return SocketFlag.PEEK in flags
-
-
-def any_address(family: int) -> str:
-    """The wildcard address of ``family`` (``""`` for ``bind_addr``)."""
-    return "::" if family == socket.AF_INET6 else "0.0.0.0"
-
-
-def check_family(address: str, family: int) -> None:
-    """Raise ``AddressError`` if an IP literal does not fit the socket's family."""
-    if family not in (socket.AF_INET, socket.AF_INET6) or not is_ip_address(address):
-        return
-    ip = parse_ip_address(address)
-    want = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    if want != family:
-        kind = "IPv6" if family == socket.AF_INET6 else "IPv4"
-        raise AddressError(f"address {address!r} does not fit an {kind} socket")
-
-
-def sockaddr_text(sockaddr: SockAddr) -> tuple[str, int]:
-    """``(host, port)`` of a socket address; Unix paths give ``(path, 0)``."""
-    if isinstance(sockaddr, tuple):
-        return str(sockaddr[0]), int(sockaddr[1])
-    if isinstance(sockaddr, bytes):  # Linux abstract names
-        return sockaddr.decode("utf-8", "backslashreplace"), 0
-    return sockaddr or "", 0
-
-
-def format_endpoint(sockaddr: SockAddr) -> str:
-    """``127.0.0.1:80``, ``[::1]:80`` or a Unix path, for messages."""
-    host, port = sockaddr_text(sockaddr)
-    if not isinstance(sockaddr, tuple):
-        return host or "(unnamed)"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def numeric_targets(address: str, port: int, family: int, sock_type: int) -> list[tuple[int, Any]]:
-    """Resolve without I/O when possible: ``[(family, sockaddr)]`` for IP literals."""
-    if not is_ip_address(address):
-        return []
-    ip = parse_ip_address(address)
-    if ip.version == 6:
-        return [(socket.AF_INET6, (str(ip), port, 0, 0))]
-    return [(socket.AF_INET, (str(ip), port))]
-
-
-def literal_targets(
-    host: str, port: int, family: int, sock_type: int
-) -> list[tuple[int, Any]] | None:
-    """The targets of ``host`` when it needs no resolver (an IP literal of a usable
-    family), else ``None``.  Raises for a non-str host or malformed IP text."""
-    if not isinstance(host, str):
-        raise TypeError(f"address must be a str, not {type(host).__name__}")
-    targets = numeric_targets(host, port, family, sock_type)
-    if not targets:
-        reject_malformed_ip(host)
-        return None
-    return targets if family in (socket.AF_UNSPEC, targets[0][0]) else None
-
-
-def resolve_targets(
-    infos: list[tuple[Any, ...]], family: int
-) -> list[tuple[int, Any]]:
-    """``(family, sockaddr)`` pairs from ``getaddrinfo`` results, duplicates removed."""
-    seen = set()
-    targets = []
-    for info in infos:
-        fam, sockaddr = int(info[0]), info[4]
-        if family != socket.AF_UNSPEC and fam != family:
-            continue
-        key = (fam, sockaddr[:2])
-        if key not in seen:
-            seen.add(key)
-            targets.append((fam, sockaddr))
-    return targets
-
-
-# What the C resolver reads as a numeric IPv4 address (inet_aton's forms: one to
-# four decimal, octal or hex parts).  Such text never reaches DNS as a name.
-_INET_ATON_PART = r"(?:0[xX][0-9a-fA-F]*|[0-9]+)"
-_INET_ATON_FORM = re.compile(rf"(?:{_INET_ATON_PART}\.){{0,3}}{_INET_ATON_PART}\.?")
-
-
-def reject_malformed_ip(host: str) -> None:
-    """Raise ``AddressError`` for text that can only be meant as an IP address.
-
-    ``getaddrinfo`` would read ``"010.0.0.1"`` as octal (8.0.0.1) and
-    ``"127.1"`` as 127.0.0.1, and would send ``"1.2.3.999"`` to DNS.  A host
-    name never contains ``":"`` and its last label is never all digits
-    (RFC 3696 section 2), so rejecting these loses no real name.
-    """
-    if ":" in host or _INET_ATON_FORM.fullmatch(host):
-        raise AddressError(f"{host!r} is not a valid IPv4 or IPv6 address")
-
+__all__ = ["SocketBase", "prepare_wrap"]
 
 
 class SocketBase:
@@ -302,7 +176,7 @@ class SocketBase:
     def bind_unix(self, path: str) -> None:
         """Bind an AF_UNIX socket; a path starting with ``"\\0"`` is an abstract name."""
         sock = self._open("bind_unix")
-        sock.bind(_unix_path(sock, path))
+        sock.bind(unix_path(sock, path))
 
     def listen(self, backlog: int = SOMAXCONN) -> None:
         """Accept connections, with at most ``backlog`` waiting to be accepted."""
@@ -413,18 +287,3 @@ def _to_enum(kind: Any, value: int) -> Any:  # Domain | SockType | Protocol | in
         return kind(value)
     except ValueError:
         return int(value)
-
-
-def _unix_path(sock: socket.socket, path: str) -> str | bytes:
-    if sock.family != socket.AF_UNIX:
-        raise ValueError("this call needs an AF_UNIX socket")
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if not isinstance(path, (str, bytes)):
-        raise TypeError(f"a Unix socket path must be a str, bytes or path, not {path!r}")
-    if not path:
-        raise ValueError("a Unix socket path must not be empty")
-    return path
-
-
-unix_path = _unix_path

@@ -14,7 +14,7 @@ import time
 
 from twinsock.errors import NetTimeout
 
-__all__ = ["Deadline", "check_timeout"]
+__all__ = ["HANDSHAKE_TIMEOUT", "Deadline", "accept_handshake_deadline", "check_timeout"]
 
 
 def check_timeout(timeout: float | None) -> float | None:
@@ -67,3 +67,20 @@ class Deadline:
 
 
 _FOREVER: dict[str, Deadline] = {}
+
+
+#: How long ``accept`` on a TLS listener gives one client to finish its handshake
+#: (seconds, both socket kinds).  A module setting: assign a new value to change
+#: it for handshakes that start afterwards.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def accept_handshake_deadline(accept_deadline: Deadline) -> Deadline:
+    """The deadline of one accepted client's handshake (both socket kinds and the servers).
+
+    ``HANDSHAKE_TIMEOUT`` (read at each call, so it can be configured), but
+    never past the deadline of the ``accept`` call itself.
+    """
+    remaining = accept_deadline.remaining()
+    limit = HANDSHAKE_TIMEOUT if remaining is None else min(HANDSHAKE_TIMEOUT, remaining)
+    return Deadline(limit, "TLS handshake")

@@ -16,21 +16,19 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
-from twinsock._base import is_disconnection_error
+from twinsock._blocking.wait import wait_readable, wait_writable
 from twinsock._core.buffer import READ_CHUNK
-from twinsock._core.deadline import Deadline
+from twinsock._core.deadline import Deadline, accept_handshake_deadline
+from twinsock._core.flags import is_disconnection_error
 from twinsock._core.tls_engine import TlsEngine
 from twinsock._core.types import DEFAULT_FLAGS
-from twinsock._wait import wait_readable, wait_writable
 from twinsock.errors import NetTimeout, SslError
 
 if TYPE_CHECKING:
-    from twinsock.net import Socket
+    from twinsock._blocking.socket import Socket
     from twinsock.tls import SslContext
 
 __all__ = [
-    "HANDSHAKE_TIMEOUT",
-    "accept_handshake_deadline",
     "blocking_accept_handshake",
     "blocking_close_notify",
     "blocking_fill",
@@ -38,10 +36,6 @@ __all__ = [
     "blocking_send",
 ]
 
-#: How long ``accept`` on a TLS listener gives one client to finish its handshake
-#: (seconds, both socket kinds).  A module setting: assign a new value to change
-#: it for handshakes that start afterwards.
-HANDSHAKE_TIMEOUT = 10.0
 #: How long ``close`` waits to hand close_notify to the OS.
 CLOSE_NOTIFY_TIMEOUT = 1.0
 
@@ -152,17 +146,6 @@ def blocking_handshake(
         owner._close_native()
         raise
     owner._tls = engine
-
-
-def accept_handshake_deadline(accept_deadline: Deadline) -> Deadline:
-    """The deadline of one accepted client's handshake (both socket kinds).
-
-    ``HANDSHAKE_TIMEOUT`` (read at each call, so it can be configured), but
-    never past the deadline of the ``accept`` call itself.
-    """
-    remaining = accept_deadline.remaining()
-    limit = HANDSHAKE_TIMEOUT if remaining is None else min(HANDSHAKE_TIMEOUT, remaining)
-    return Deadline(limit, "TLS handshake")
 
 
 def blocking_accept_handshake(client: Socket, listener: Socket, accept_deadline: Deadline) -> bool:

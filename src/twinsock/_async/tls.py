@@ -16,13 +16,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from twinsock._core.deadline import Deadline
+from twinsock._core.deadline import Deadline, accept_handshake_deadline
 from twinsock._core.tls_engine import TlsEngine
-from twinsock._tls_io import accept_handshake_deadline
 from twinsock.errors import SslError
 
 if TYPE_CHECKING:
-    from twinsock.asyncnet import AsyncSocket
+    from twinsock._async.socket import AsyncSocket
 
 __all__ = ["accept_handshake", "eof_received", "handshake", "queue_close_notify", "received"]
 

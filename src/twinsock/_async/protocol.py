@@ -18,11 +18,11 @@ import errno
 import threading
 from typing import TYPE_CHECKING, cast
 
-from twinsock import _tls_async
+from twinsock._async import tls as _tls_async
 from twinsock._core.buffer import READ_CHUNK
 
 if TYPE_CHECKING:
-    from twinsock.asyncnet import AsyncSocket
+    from twinsock._async.socket import AsyncSocket
 
 __all__ = ["WRITE_HIGH_WATER", "protocol_for"]
 

@@ -1,0 +1,1 @@
+"""The blocking shell: waits with poll and threads."""
