@@ -13,7 +13,6 @@ import itertools
 import logging
 import math
 import os
-import socket
 from typing import Any
 
 import pytest
@@ -214,9 +213,6 @@ def test_serve_option_defaults() -> None:
         ({"handshake_timeout": None}, TypeError, "handshake_timeout"),
         ({"reuse_port": 1}, TypeError, "reuse_port"),
         ({"ssl_context": object()}, TypeError, "ssl_context"),
-        ({"sock": "0.0.0.0:80"}, TypeError, "sock"),
-        ({"sock": -1}, ValueError, "sock"),
-        ({"sock": True}, TypeError, "sock"),
     ],
 )
 def test_bad_serve_options_raise_naming_the_option(
@@ -224,12 +220,6 @@ def test_bad_serve_options_raise_naming_the_option(
 ) -> None:
     with pytest.raises(error, match=words):
         check_serve_options(**kwargs)
-
-
-def test_serve_accepts_a_socket_or_a_descriptor() -> None:
-    with socket.socket() as sock:
-        assert check_serve_options(sock=sock).sock is sock
-        assert check_serve_options(sock=sock.fileno()).sock == sock.fileno()
 
 
 def test_handler_checks() -> None:

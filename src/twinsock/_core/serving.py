@@ -32,13 +32,14 @@ import inspect
 import logging
 import math
 import os
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from twinsock._base import SocketBase, is_disconnection_error
+from twinsock._core.flags import is_disconnection_error
+from twinsock._core.targets import reject_malformed_ip
 from twinsock._core.types import DEFAULT_FLAGS
+from twinsock.addresses import is_ip_address
 from twinsock.errors import LineTooLong, NetTimeout, SocketClosedError
 
 __all__ = [
@@ -334,7 +335,7 @@ class ServeOptions:
     """``serve``'s keyword options, checked (see ``check_serve_options``)."""
 
     backlog: int = 1024
-    sock: Any = None  # socket.socket | SocketBase | int (a file descriptor)
+    sock: Any = None  # socket.socket | a twinsock socket | a file descriptor
     ssl_context: Any = None  # twinsock.tls.SslContext; Any keeps tls out of the core
     handshake_timeout: float = 10.0
     max_connections: int = 10_000
@@ -411,9 +412,6 @@ def check_host(host: Any) -> str | None:
         TypeError: not a ``str`` or ``None``.
         AddressError: text that can only be meant as an IP address but is not one.
     """
-    from twinsock._base import reject_malformed_ip
-    from twinsock.addresses import is_ip_address
-
     if host is None or host == "":
         return None
     if not isinstance(host, str):
@@ -435,13 +433,12 @@ def check_serve_options(
 ) -> ServeOptions:
     """Check ``serve``'s keyword options before any socket is made.
 
-    ``sock`` may be a ``socket.socket``, a twinsock socket of either kind or a
-    file descriptor number (only its type is checked here; the shells adopt it).
+    ``sock`` is passed through: the listener module adopts it (and checks it)
+    when the server is made.
 
     Raises:
         TypeError: an option of the wrong type.
-        ValueError: ``max_connections < 1``, a negative or NaN timeout, a
-            negative file descriptor.
+        ValueError: ``max_connections < 1``, a negative or NaN timeout.
     """
     from twinsock.tls import SslContext
 
@@ -453,7 +450,7 @@ def check_serve_options(
     assert handshake is not None
     return ServeOptions(
         backlog=_int(backlog, "backlog", 0),
-        sock=None if sock is None else _check_sock(sock),
+        sock=sock,
         ssl_context=ssl_context,
         handshake_timeout=handshake,
         max_connections=_int(max_connections, "max_connections", 1),
@@ -461,14 +458,3 @@ def check_serve_options(
         reuse_port=reuse_port,
     )
 
-
-def _check_sock(sock: Any) -> Any:
-    if isinstance(sock, (SocketBase, socket.socket)):
-        return sock
-    if isinstance(sock, int) and not isinstance(sock, bool):
-        if sock < 0:
-            raise ValueError(f"sock must be a valid file descriptor, not {sock}")
-        return sock
-    raise TypeError(
-        f"sock must be a socket.socket, a twinsock socket or a file descriptor, not {sock!r}"
-    )
