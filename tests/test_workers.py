@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+
 from proc_lines import Child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -85,7 +86,7 @@ def test_a_dead_worker_is_replaced() -> None:
     with Child(SCRIPT, args=["plain", "2", "5"]) as child:
         first, second = start(child, 2)
         os.kill(first, signal.SIGKILL)
-        child.expect(r"WARNING worker \d \(pid %d\) ended with status -9" % first)
+        child.expect(rf"WARNING worker \d \(pid {first}\) ended with status -9")
         (replacement,) = start(child, 1)
         assert replacement not in (first, second)
         child.signal(signal.SIGTERM)
