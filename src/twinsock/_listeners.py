@@ -22,10 +22,18 @@ import socket
 from typing import Any
 
 from twinsock._base import SocketBase
+from twinsock._core.serving import ServeOptions
 from twinsock._core.targets import format_endpoint, resolve_targets
 from twinsock.addresses import SocketAddress, check_port
 
-__all__ = ["adopt_listener", "check_reuse_port", "describe", "listener_addresses", "open_listeners"]
+__all__ = [
+    "adopt_listener",
+    "check_reuse_port",
+    "describe",
+    "listener_addresses",
+    "listeners_for",
+    "open_listeners",
+]
 
 # How often a port-0 server on several addresses retries when the port the
 # first listener got is taken on another address.
@@ -215,3 +223,10 @@ def describe(sock: socket.socket) -> str:
         return format_endpoint(sock.getsockname())
     except OSError:
         return "(closed)"
+
+
+def listeners_for(host: str | None, port: int, options: ServeOptions) -> list[socket.socket]:
+    """What ``serve`` listens on: ``sock=`` adopted, else every address of ``host``."""
+    if options.sock is not None:
+        return [adopt_listener(options.sock, options.backlog)]
+    return open_listeners(host, port, backlog=options.backlog, reuse_port=options.reuse_port)

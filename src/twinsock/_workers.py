@@ -39,7 +39,8 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from twinsock._core.serving import ServerStats, stats_from_mapping, sum_stats
+from twinsock._core.serving import ServeOptions, ServerStats, stats_from_mapping, sum_stats
+from twinsock._listeners import check_reuse_port, describe, open_listeners
 
 __all__ = [
     "ABORT",
@@ -48,6 +49,7 @@ __all__ = [
     "STOP",
     "check_fork",
     "control_action",
+    "run_workers",
     "supervise",
 ]
 
@@ -327,3 +329,52 @@ def supervise(
             signal.signal(number, handler)
         os.close(supervisor.wake_r)
         os.close(supervisor.wake_w)
+
+
+def run_workers(
+    worker_main: Callable[[int, int], ServerStats],
+    host: str | None,
+    port: int,
+    count: int,
+    grace: float,
+    options: ServeOptions,
+) -> ServerStats:
+    """``run_server`` with ``workers > 1``: reserve the port, fork, supervise.
+
+    Args:
+        worker_main: ``worker_main(port, control_fd)`` serves in a worker on
+            its own ``SO_REUSEPORT`` listener of ``port`` (or on the inherited
+            ``sock=`` listener) and returns its final counters.
+        host, port: where to serve; port 0 is resolved here, once, so every
+            worker gets the same port.
+        count, grace: how many workers; their grace period.
+        options: ``serve``'s checked options.
+
+    Returns:
+        The sum of every worker's final counters.
+
+    Raises:
+        ValueError: no fork or no ``SO_REUSEPORT`` here.
+        OSError: the address cannot be bound (the message names it).
+    """
+    check_fork()
+    reserved: list[socket.socket] = []
+    if options.sock is None:
+        check_reuse_port()
+        # Bound, never listening: it holds the port (and picks it for port 0)
+        # but the kernel hands it no connection.
+        reserved = open_listeners(host, port, backlog=0, reuse_port=True, listen=False)
+        port = reserved[0].getsockname()[1]
+        where = ", ".join(describe(sock) for sock in reserved)
+    else:
+        where = "the given socket"
+    log.info("serving %s with %d worker processes (supervisor pid %d)", where, count, os.getpid())
+    try:
+        stats = supervise(
+            lambda control: worker_main(port, control), count, grace, close_in_child=reserved
+        )
+    finally:
+        for sock in reserved:
+            sock.close()
+    log.info("stopped serving %s: %s", where, stats.summary())
+    return stats

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from twinsock._async.dial import dial, wrap_connected_socket, wrap_socket
 from twinsock._async.protocol import WRITE_HIGH_WATER
+from twinsock._async.run import run_server
+from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
 from twinsock._core.flags import is_disconnection_error
+from twinsock._core.serving import ServerStats
 from twinsock._core.types import (
     BUFFER_SIZE,
     MAX_LINE_LENGTH,
@@ -29,17 +32,22 @@ __all__ = [
     "BUFFER_SIZE",
     "MAX_LINE_LENGTH",
     "WRITE_HIGH_WATER",
+    "AsyncServer",
     "AsyncSocket",
     "LineResult",
     "ReadLineResult",
+    "ServerStats",
     "SockOpt",
     "SocketFlag",
     "dial",
     "is_disconnection_error",
+    "run_server",
+    "serve",
     "wrap_connected_socket",
     "wrap_socket",
 ]
 
-for _name in ("AsyncSocket", "dial", "wrap_connected_socket", "wrap_socket"):
+for _name in ("AsyncServer", "AsyncSocket", "dial", "run_server", "serve", "wrap_connected_socket",
+              "wrap_socket"):
     globals()[_name].__module__ = __name__
 del _name

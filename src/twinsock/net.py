@@ -14,8 +14,11 @@ at all.  This module only re-exports the public names.
 from __future__ import annotations
 
 from twinsock._blocking.dial import dial, get_primary_ip_addr, wrap_connected_socket, wrap_socket
+from twinsock._blocking.run import run_server
+from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
 from twinsock._core.flags import is_disconnection_error
+from twinsock._core.serving import ServerStats
 from twinsock._core.types import (
     BUFFER_SIZE,
     MAX_LINE_LENGTH,
@@ -32,16 +35,30 @@ __all__ = [
     "LineResult",
     "ReadLineResult",
     "Resolver",
+    "Server",
+    "ServerStats",
     "SockOpt",
     "Socket",
     "SocketFlag",
     "dial",
     "get_primary_ip_addr",
     "is_disconnection_error",
+    "run_server",
+    "serve",
     "wrap_connected_socket",
     "wrap_socket",
 ]
 
-for _name in ("Socket", "dial", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket"):
+for _name in (
+    "Server",
+    "ServerStats",
+    "Socket",
+    "dial",
+    "get_primary_ip_addr",
+    "run_server",
+    "serve",
+    "wrap_connected_socket",
+    "wrap_socket",
+):
     globals()[_name].__module__ = __name__
 del _name

@@ -47,6 +47,13 @@ __all__ = [
     "ACCEPT_BACKOFF_MAX",
     "BACKOFF_ERRNOS",
     "DEFAULT_GRACE",
+    "HANDLER_END_WAIT",
+    "LOG_CONNECTION",
+    "LOG_HANDLERS_LEFT",
+    "LOG_HANDLER_RAISED",
+    "LOG_HANDSHAKE_FAILED",
+    "LOG_LISTENING",
+    "LOG_STOPPED",
     "WARNING_INTERVAL",
     "AcceptAction",
     "AcceptBackoff",
@@ -75,6 +82,20 @@ ACCEPT_BACKOFF_MAX = 1.0
 WARNING_INTERVAL = 1.0
 #: ``shutdown``'s and ``serve_forever``'s default grace period, in seconds.
 DEFAULT_GRACE = 10.0
+#: After ``shutdown`` closed the connections that outlived the grace period,
+#: how long it waits for their handlers to end before it returns anyway (a
+#: thread that ignores ``SocketClosedError`` cannot be stopped; it is left
+#: running, and logged).
+HANDLER_END_WAIT = 1.0
+
+# The log lines of SPEC section 10, the same text from both shells (lazy
+# %-formatting: a DEBUG line costs nothing when DEBUG is off).
+LOG_LISTENING = "listening on %s"
+LOG_STOPPED = "stopped serving %s: %s"
+LOG_CONNECTION = "%s: closed after %.3f s, %d bytes in, %d bytes out"
+LOG_HANDSHAKE_FAILED = "%s: TLS handshake failed: %s"
+LOG_HANDLER_RAISED = "%s: the handler raised %s"
+LOG_HANDLERS_LEFT = "shutdown: %d handlers still run after their connections were closed"
 
 #: ``accept`` failed for want of descriptors, buffers or memory: back off and
 #: keep serving the open connections, whose closing frees what is missing.
