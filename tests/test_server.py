@@ -12,6 +12,7 @@ import inspect
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -164,6 +165,23 @@ def test_max_connections_leaves_the_next_client_queued_until_one_leaves(kind: An
         assert served.stats.accepted == 3
         for sock in (first, third):
             sock.close()
+
+
+def test_a_connection_reset_before_accept_is_skipped(kind: Any) -> None:
+    with serving(kind, ECHO, max_connections=1) as served:
+        held = client(served.port)
+        assert ask(held, b"held") == b"held\r\n"
+        doomed = client(served.port)  # queued in the backlog, then reset there
+        doomed.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        doomed.close()
+        good = client(served.port)
+        good.sendall(b"good\n")
+        held.close()
+        assert read_line(good) == b"good\r\n"
+        good.close()
+        stats = served.wait_for(lambda s: s.closed == 2)
+        assert stats.accepted == 2 and stats.accept_errors == 1
+        assert stats.handler_errors == 0
 
 
 def test_a_trickling_client_is_cut_off_after_call_timeout(kind: Any) -> None:

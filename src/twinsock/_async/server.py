@@ -270,9 +270,9 @@ class AsyncServer:
                 native.close()  # reset before it was accepted: skipped
                 tally.accept_errors += 1
                 continue
-            full = tally.opened()
+            tally.opened()
             self._start(native, sockaddr)
-            if full:
+            if not tally.has_room():  # at max_connections: leave the next ones queued
                 self._watch(False)
                 return
 
@@ -304,9 +304,15 @@ class AsyncServer:
     def _start(self, native: socket.socket, sockaddr: Any) -> None:
         peer = format_endpoint(sockaddr)
         started = time.monotonic()
-        if native.family in (socket.AF_INET, socket.AF_INET6):
-            native.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = AsyncSocket.from_native(native)
+        try:
+            if native.family in (socket.AF_INET, socket.AF_INET6):
+                native.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = AsyncSocket.from_native(native)
+        except OSError as exc:  # the connection died between accept and here
+            log.debug(rules.LOG_HANDLER_RAISED, peer, f"{type(exc).__name__}: {exc}")
+            native.close()
+            self._tally.finished(0, 0)
+            return
         conn._loop = self._loop
         conn.default_timeout = self._options.call_timeout
         try:
@@ -345,7 +351,10 @@ class AsyncServer:
 
     def _finished(self, conn: AsyncSocket, peer: str, started: float) -> None:
         received, sent = conn.bytes_received, conn.bytes_sent
-        conn.close()  # TLS: close_notify is queued ahead of the FIN
+        try:
+            conn.close()  # TLS: close_notify is queued ahead of the FIN
+        except OSError as exc:
+            log.debug("%s: closing failed: %s", peer, exc)
         if self._tally.finished(received, sent) and not self._closing and self._resume is None:
             self._watch(True)
         if not self._conns:

@@ -265,7 +265,11 @@ class Server:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self._wake_r, 512)
                         continue
-                    delay = self._accept_from(listeners[fd], backoff)
+                    try:
+                        delay = self._accept_from(listeners[fd], backoff)
+                    except Exception:  # a bug must not end the accept thread
+                        log.exception("accept on %s: unexpected error", describe(listeners[fd]))
+                        delay = rules.ACCEPT_BACKOFF_MAX
                     if delay is None:  # the listener is gone
                         poller.unregister(fd)
                         del listeners[fd]
@@ -344,12 +348,14 @@ class Server:
             self._handler_failed(exc, peer)
         finally:
             received = sent = 0
-            if conn is not None:
-                received, sent = conn.bytes_received, conn.bytes_sent
-                conn.close()
-            else:
-                native.close()
-            self._finished(received, sent, conn)
+            try:
+                if conn is not None:
+                    received, sent = conn.bytes_received, conn.bytes_sent
+                    conn.close()
+                else:
+                    native.close()
+            finally:  # the slot is given back whatever happens
+                self._finished(received, sent, conn)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(rules.LOG_CONNECTION, peer, time.monotonic() - started, received, sent)
 
