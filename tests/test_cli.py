@@ -187,13 +187,77 @@ def test_connect_to_an_unknown_host_exits_1_with_one_line() -> None:
     assert "no-such-host.invalid" in one_line(result.stderr)
 
 
-def test_listen_on_a_used_port_exits_1_with_one_line() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        result = run("listen", str(taken.getsockname()[1]))
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
+
+
+def test_connect_to_a_closed_ipv6_port_names_it_in_brackets() -> None:
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback")
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    result = run("connect", "::1", str(port), timeout=30)
     assert result.returncode == 1
-    assert "in use" in one_line(result.stderr).lower()
+    assert f"[::1]:{port}" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize("command", ["chat", "echo", "listen"])
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
+def test_a_used_address_exits_1_naming_it(command: str, host: str) -> None:
+    if command != "listen":
+        needs_asyncnet()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as taken:
+        taken.bind((host, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        if command == "listen":
+            result = run("listen", str(port), "--host", host, timeout=30)
+        else:
+            result = run(command, "--host", host, "--port", str(port), timeout=30)
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "in use" in line.lower()
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    assert where in line
+
+
+@pytest.mark.parametrize("command", ["chat", "echo"])
+@pytest.mark.parametrize("host", ["999.1.1.1", "127.0.0.1:80", "::1::2", ""])
+def test_a_server_with_an_unparsable_host_exits_2_naming_it(command: str, host: str) -> None:
+    needs_asyncnet()
+    result = run(command, "--host", host, "--port", "0", timeout=30)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert "--host" in line and repr(host) in line
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "1.2.3.4:80", "::1::2", ""])
+def test_connect_to_an_unparsable_host_exits_2_naming_it(host: str) -> None:
+    result = run("connect", host, "80", timeout=30)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert "host" in line and repr(host) in line
+
+
+def test_help_says_what_each_command_does() -> None:
+    outputs = [run("--help").stdout]
+    for command in ("chat", "echo", "connect", "listen", "bench"):
+        result = run(command, "--help")
+        assert result.returncode == 0
+        outputs.append(result.stdout)
+    for text in outputs:
+        assert "seed" not in text.lower(), text
+    assert "chat server" in outputs[0] and "echo server" in outputs[0]
 
 
 # -- connect and listen ------------------------------------------------------------------
@@ -394,14 +458,79 @@ def test_echo_server_over_tls(certs: dict[str, str]) -> None:
             raw, server_hostname="localhost"
         ) as client:
             client.sendall(b"secret\n")
-            assert recv_exactly(client, 7) == b"secret\n"  # type: ignore[arg-type]
+            assert recv_exactly(client, 7) == b"secret\n"
 
 
-def test_echo_tls_with_a_missing_certificate_exits_1() -> None:
+@pytest.fixture(scope="module")
+def bad_files(certs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Files that cannot serve as a certificate, key or CA file, beside the good ones."""
+    trustme = pytest.importorskip("trustme")
+    folder = tmp_path_factory.mktemp("bad")
+    garbage = folder / "garbage.pem"
+    garbage.write_text("this is not a PEM file\n")
+    broken = folder / "broken.pem"  # PEM markers around text that is not base64 DER
+    broken.write_text(
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+        "-----BEGIN PRIVATE KEY-----\nnot base64 either\n-----END PRIVATE KEY-----\n"
+    )
+    other_key = folder / "other-key.pem"
+    trustme.CA().issue_cert("localhost").private_key_pem.write_to_path(str(other_key))
+    directory = folder / "a-directory"
+    directory.mkdir()
+    files = {
+        "missing": str(folder / "no-such-file.pem"),
+        "garbage": str(garbage),
+        "broken": str(broken),
+        "other_key": str(other_key),
+        "directory": str(directory),
+    }
+    return {**certs, **files}
+
+
+ECHO_TLS = ["echo", "--port", "0", "--tls"]
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "file", "words"),
+    [
+        pytest.param([*ECHO_TLS, "--cert", "{missing}"], "--cert", "missing", ["no such file"],
+                     id="cert-missing"),
+        pytest.param([*ECHO_TLS, "--cert", "{chain}", "--key", "{missing}"], "--key", "missing",
+                     ["no such file"], id="key-missing"),
+        pytest.param(["connect", "127.0.0.1", "{port}", "--tls", "--ca", "{missing}"], "--ca",
+                     "missing", ["no such file"], id="ca-missing"),
+        pytest.param([*ECHO_TLS, "--cert", "{directory}"], "--cert", "directory", [],
+                     id="cert-directory"),
+        pytest.param([*ECHO_TLS, "--cert", "{garbage}", "--key", "{key}"], "--cert", "garbage",
+                     ["certificate"], id="cert-garbage"),
+        pytest.param([*ECHO_TLS, "--cert", "{key}", "--key", "{key}"], "--cert", "key",
+                     ["certificate"], id="cert-is-a-key"),
+        pytest.param([*ECHO_TLS, "--cert", "{chain}", "--key", "{garbage}"], "--key", "garbage",
+                     ["private key"], id="key-garbage"),
+        pytest.param(["connect", "127.0.0.1", "{port}", "--tls", "--ca", "{garbage}"], "--ca",
+                     "garbage", ["certificate"], id="ca-garbage"),
+        pytest.param(["connect", "127.0.0.1", "{port}", "--tls", "--ca", "{broken}"], "--ca",
+                     "broken", [], id="ca-broken"),
+        pytest.param([*ECHO_TLS, "--cert", "{broken}"], "--cert", "broken", [],
+                     id="cert-broken"),
+        pytest.param([*ECHO_TLS, "--cert", "{chain}"], "--cert", "chain",
+                     ["no private key", "--key"], id="cert-without-key"),
+        pytest.param([*ECHO_TLS, "--cert", "{chain}", "--key", "{other_key}"], "--key",
+                     "other_key", ["does not match"], id="key-of-another-certificate"),
+    ],
+)
+def test_a_bad_tls_file_exits_2_naming_the_option_and_file(
+    bad_files: dict[str, str], args: list[str], option: str, file: str, words: list[str]
+) -> None:
     needs_asyncnet()
-    result = run("echo", "--port", "0", "--tls", "--cert", "/nonexistent/cert.pem")
-    assert result.returncode == 1
-    one_line(result.stderr)
+    needs_client_tls()
+    names = {**bad_files, "port": str(closed_port())}
+    result = run(*(arg.format(**names) for arg in args), timeout=30)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert option in line and bad_files[file] in line, line
+    for word in words:
+        assert word in line.lower(), line
 
 
 # -- connect over TLS and PSK ----------------------------------------------------------------
@@ -454,6 +583,58 @@ def test_connect_tls_untrusted_certificate_exits_1(certs: dict[str, str]) -> Non
         peer.close()
     assert result.returncode == 1
     one_line(result.stderr)
+
+
+class PlaintextGreeter:
+    """A stdlib server thread that greets in plaintext (as SMTP or Redis do), reads, closes."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.sendall(b"+OK plaintext server ready\r\n")
+            with contextlib.suppress(OSError):
+                conn.recv(4096)
+
+    def close(self) -> None:
+        self.thread.join(20)
+        self.listener.close()
+
+
+@pytest.mark.parametrize("verify", ["--insecure", "--ca"])
+def test_connect_tls_to_a_plaintext_peer_says_it_does_not_speak_tls(
+    certs: dict[str, str], verify: str
+) -> None:
+    needs_client_tls()
+    peer = PlaintextGreeter()
+    extra = ["--ca", certs["ca"]] if verify == "--ca" else ["--insecure"]
+    try:
+        result = run("connect", "127.0.0.1", str(peer.port), "--tls", *extra, stdin="x\n",
+                     timeout=30)
+    finally:
+        peer.close()
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "does not speak TLS" in line and f"127.0.0.1:{peer.port}" in line, line
+
+
+def test_plain_connect_to_a_tls_peer_suggests_tls(certs: dict[str, str]) -> None:
+    peer = LineEchoPeer(tls_server_wrap(certs))  # its handshake fails on our plaintext
+    try:
+        result = run("connect", "127.0.0.1", str(peer.port), stdin="hello\n", timeout=30)
+    finally:
+        peer.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    hint = result.stderr.splitlines()[-1]
+    assert f"127.0.0.1:{peer.port}" in hint and "--tls" in hint, result.stderr
 
 
 def openssl_psk_server(key_hex: str, *versions: str) -> Any:

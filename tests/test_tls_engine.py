@@ -354,13 +354,44 @@ def test_peer_closed_during_handshake(pki: Pki) -> None:
     client.start_close()
 
 
-def test_garbage_from_peer(pki: Pki) -> None:
+@pytest.mark.parametrize(
+    ("plaintext", "says"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "plaintext HTTP request"),
+        (b"CONNECT x:443 HTTP/1.1\r\n\r\n", "plaintext HTTP proxy request"),
+        (b"hello, server\r\n", "did it send plaintext"),
+    ],
+)
+def test_a_plaintext_client_is_named_by_the_server(pki: Pki, plaintext: bytes, says: str) -> None:
     server = TlsEngine(
         new_context(cert_file=pki.server_cert), server_side=True, server_hostname=None
     )
-    server.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    with pytest.raises(SslError, match="TLS handshake failed"):
+    server.receive(plaintext)
+    with pytest.raises(SslError, match=f"handshake failed: the peer does not speak TLS.*{says}"):
         server.do_handshake()
+
+
+@pytest.mark.parametrize("verify_mode", [VerifyMode.PEER, VerifyMode.NONE])
+def test_a_plaintext_server_is_named_by_the_client(pki: Pki, verify_mode: VerifyMode) -> None:
+    client = TlsEngine(
+        new_context(verify_mode=verify_mode, ca_file=pki.ca_file),
+        server_side=False,
+        server_hostname="localhost",
+    )
+    assert client.do_handshake() is False
+    client.receive(b"220 mail.example.com ESMTP ready\r\n")
+    with pytest.raises(SslError, match="does not speak TLS; did it answer in plaintext"):
+        client.do_handshake()
+
+
+def test_a_psk_client_names_a_plaintext_server() -> None:
+    context = new_context(ProtVersion.TLSV1_3, VerifyMode.NONE)
+    context.client_get_psk_func = lambda hint: ("alice", KEY)
+    client = TlsEngine(context, server_side=False, server_hostname=None)
+    assert client.do_handshake() is False
+    client.receive(b"+OK plaintext here\r\n")
+    with pytest.raises(PskError, match="does not speak TLS; did it answer in plaintext"):
+        client.do_handshake()
 
 
 def test_misuse_before_handshake(pki: Pki) -> None:

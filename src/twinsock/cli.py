@@ -2,13 +2,17 @@
 
 How this works.  ``main`` parses the arguments with one ``argparse``
 sub-parser per command and runs the command's function, which returns the
-exit status.  The error contract lives in ``main`` alone: a bad argument
-(argparse's own errors and the checks the commands make before any I/O)
-prints one line and exits 2; a network or TLS failure (``OSError``, which
-includes ``NetTimeout``, and ``ssl.SSLError``) prints one line and exits 1;
-Ctrl-C or SIGTERM ends quietly with 0.  Status lines go to stderr, so that
-stdout carries only data (``connect`` and ``listen`` print received lines
-there).
+exit status.  The error contract lives in ``main``: a bad argument
+(argparse's own errors, the argument types and file checks of
+``twinsock._cli_args``, and the library's ``AddressError`` for a host text,
+which the commands word as a bad ``--host``) prints one line naming the
+argument or file and exits 2; a network or TLS failure (``OSError``, which
+includes ``NetTimeout`` and ``SslError``) prints one line and exits 1.  The
+commands put the address in that line (``cannot connect to host:port: ...``,
+``cannot listen on host:port: ...``); a traceback never reaches the user for
+either.  Ctrl-C or SIGTERM ends quietly with 0.  Status lines go to stderr,
+so that stdout carries only data (``connect`` and ``listen`` print received
+lines there).
 
 - ``twinsock`` without a command runs ``chat`` on its default address.
 - ``chat`` and ``echo`` run the servers of ``twinsock._chat`` on an
@@ -31,10 +35,12 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, NoReturn
 
-from twinsock import __version__
+from twinsock import __version__, _cli_args
+from twinsock._cli_args import host_port
+from twinsock.errors import AddressError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
@@ -53,6 +59,11 @@ TLS_LINGER = 1.0
 class UsageError(Exception):
     """A bad command line: reported in one line, exit status 2."""
 
+    # help_hint: whether the line points at --help (it cannot help with a bad file).
+    def __init__(self, message: str, *, help_hint: bool = True) -> None:
+        super().__init__(message)
+        self.help_hint = help_hint
+
 
 class CommandError(Exception):
     """A failure that already has its one-line message: exit status 1."""
@@ -63,59 +74,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-# -- argument types ------------------------------------------------------------------
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 0..65535")
-    return port
-
-
-def _remote_port(text: str) -> int:
-    port = _port(text)
-    if port == 0:
-        raise argparse.ArgumentTypeError("cannot connect to port 0")
-    return port
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} is not in (0, 3600] seconds")
-    return value
-
-
-def _count(low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-
-    return parse
-
-
-def _hex_key(text: str) -> bytes:
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a hexadecimal key: {text!r}") from None
-    if not key:
-        raise argparse.ArgumentTypeError("the key is empty")
-    return key
 
 
 # -- the parser ----------------------------------------------------------------------
@@ -132,11 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", help="without one, twinsock runs the chat server"
     )
 
-    chat = commands.add_parser("chat", help="run the seed's chat server (asyncnet example)")
+    def command(name: str, what: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=what, description=what)
+        return sub
+
+    chat = command("chat", "run a chat server: each line a client sends goes to every client")
     _add_listen_address(chat)
     chat.set_defaults(run=_cmd_chat)
 
-    echo = commands.add_parser("echo", help="run a line echo server on an AsyncSocket")
+    echo = command("echo", "run an echo server: each line goes back to its sender")
     _add_listen_address(echo)
     echo.add_argument("--tls", action="store_true", help="serve TLS (needs --cert)")
     echo.add_argument("--cert", metavar="FILE", help="PEM certificate chain (may hold the key)")
@@ -144,42 +106,43 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
     echo.set_defaults(run=_cmd_echo)
 
-    connect = commands.add_parser(
-        "connect", help="connect; send stdin's lines, print the received lines"
+    connect = command(
+        "connect", "connect to HOST PORT: send stdin's lines, print the lines that come back"
     )
-    connect.add_argument("host", help="host name or IP address")
-    connect.add_argument("port", type=_remote_port, help="TCP port")
+    connect.add_argument("host", type=_cli_args.peer_host, help="host name or IP address")
+    connect.add_argument("port", type=_cli_args.remote_port, help="TCP port")
     connect.add_argument("--tls", action="store_true", help="use TLS (certificate verified)")
     connect.add_argument("--ca", metavar="FILE", help="trust the CAs in this PEM file")
     connect.add_argument(
         "--insecure", action="store_true", help="TLS without verifying the certificate"
     )
     connect.add_argument("--psk-identity", metavar="ID", help="TLS with a pre-shared key")
-    connect.add_argument("--psk-key", metavar="HEX", type=_hex_key, help="the key, in hex")
+    connect.add_argument("--psk-key", metavar="HEX", type=_cli_args.hex_key, help="the key, in hex")
     connect.add_argument(
-        "--timeout", type=_seconds, default=10.0, help="connect timeout in seconds (10)"
+        "--timeout", type=_cli_args.seconds, default=10.0, help="connect timeout in seconds (10)"
     )
     connect.set_defaults(run=_cmd_connect)
 
-    listen = commands.add_parser(
-        "listen", help="accept one connection and bridge it to stdin/stdout"
-    )
-    listen.add_argument("port", type=_port, help="TCP port (0: any free port)")
+    listen = command("listen", "wait for one connection on PORT and bridge it to stdin/stdout")
+    listen.add_argument("port", type=_cli_args.port, help="TCP port (0: any free port)")
     listen.add_argument(
         "--host", default=DEFAULT_HOST, help=f"numeric address to listen on ({DEFAULT_HOST})"
     )
     listen.set_defaults(run=_cmd_listen)
 
-    bench = commands.add_parser(
-        "bench", help="echo benchmark: twinsock AsyncSocket against asyncio streams"
+    bench = command("bench", "echo benchmark: twinsock against asyncio streams on this machine")
+    bench.add_argument(
+        "--seconds", type=_cli_args.seconds, default=2.0, help="measuring time per server (2)"
     )
     bench.add_argument(
-        "--seconds", type=_seconds, default=2.0, help="measuring time per server (2)"
+        "--connections",
+        type=_cli_args.count(1, 5000),
+        default=50,
+        help="client connections (50)",
     )
     bench.add_argument(
-        "--connections", type=_count(1, 5000), default=50, help="client connections (50)"
+        "--size", type=_cli_args.count(2, 65536), default=64, help="line length (64)"
     )
-    bench.add_argument("--size", type=_count(2, 65536), default=64, help="line length (64)")
     bench.add_argument("--uvloop", action="store_true", help="run the servers on uvloop")
     bench.add_argument("--serve", choices=["twinsock", "asyncio"], help=argparse.SUPPRESS)
     bench.set_defaults(run=_cmd_bench)
@@ -188,10 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_listen_address(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--host", default=DEFAULT_HOST, help=f"address to listen on ({DEFAULT_HOST})"
+        "--host",
+        type=_cli_args.listen_host,
+        default=DEFAULT_HOST,
+        help=f"address or host name to listen on ({DEFAULT_HOST})",
     )
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"TCP port, 0: any free ({DEFAULT_PORT})"
+        "--port",
+        type=_cli_args.port,
+        default=DEFAULT_PORT,
+        help=f"TCP port, 0: any free ({DEFAULT_PORT})",
     )
 
 
@@ -205,16 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if not argv:
-        argv = ["chat"]  # the main job on its embedded defaults: the seed's chat server
+        argv = ["chat"]  # without arguments: the chat server on its default address
     try:  # the error contract (module docstring) is kept here and only here
         args = parser.parse_args(argv)
-        if args.command is None:  # the main job: the seed's chat server, default address
+        if args.command is None:  # options but no command: the chat server, default address
             args = parser.parse_args(["chat"])
         command = f"{PROG} {args.command}"
         status: int = args.run(args)
         return status
     except UsageError as exc:
-        _say(f"{exc} (try --help)")
+        _say(f"{exc} (try --help)" if exc.help_hint else str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
@@ -293,29 +262,28 @@ def _require_asyncnet() -> None:
         raise CommandError(f"twinsock.asyncnet is not available: {exc}") from None
 
 
-def _announce(what: str) -> Any:
-    def ready(address: object) -> None:
-        _say(f"{what} listening on {address} (Ctrl-C to stop)")
-
-    return ready
-
-
 # -- chat and echo ------------------------------------------------------------------------
+
+
+Ready = Callable[[object], None]
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     _require_asyncnet()
     from twinsock import _chat
 
-    _run_async(_chat.serve_chat(args.host, args.port, ready=_announce("chat server")), False)
-    return EXIT_OK
+    def server(ready: Ready) -> Coroutine[Any, Any, None]:
+        return _chat.serve_chat(args.host, args.port, ready=ready)
+
+    return _run_server(args, "chat server", server, use_uvloop=False)
 
 
 def _cmd_echo(args: argparse.Namespace) -> int:
+    prog = f"{PROG} echo"
     if (args.cert or args.key) and not args.tls:
-        raise UsageError(f"{PROG} echo: --cert and --key need --tls")
+        raise UsageError(f"{prog}: --cert and --key need --tls")
     if args.tls and not args.cert:
-        raise UsageError(f"{PROG} echo: --tls needs --cert FILE (and --key FILE)")
+        raise UsageError(f"{prog}: --tls needs --cert FILE (and --key FILE)")
     _require_asyncnet()
     from twinsock import _chat
 
@@ -325,10 +293,44 @@ def _cmd_echo(args: argparse.Namespace) -> int:
 
         if not hasattr(asyncnet, "wrap_socket"):
             raise CommandError("TLS is not available: twinsock.asyncnet has no wrap_socket")
-        context = tls.new_context(cert_file=args.cert, key_file=args.key)
+        files = {"cert": args.cert, "key": args.key}
+        _check_tls_files(prog, files)
+        try:
+            context = tls.new_context(cert_file=args.cert, key_file=args.key)
+        except OSError as exc:  # SslError: the files do not make a context
+            problem = _cli_args.tls_setup_problem(prog, exc, **files)
+            raise UsageError(problem, help_hint=False) from None
+
+    def server(ready: Ready) -> Coroutine[Any, Any, None]:
+        return _chat.serve_echo(args.host, args.port, ready=ready, tls_context=context)
+
     what = "TLS echo server" if args.tls else "echo server"
-    server = _chat.serve_echo(args.host, args.port, ready=_announce(what), tls_context=context)
-    _run_async(server, args.uvloop)
+    return _run_server(args, what, server, use_uvloop=args.uvloop)
+
+
+def _run_server(
+    args: argparse.Namespace,
+    what: str,
+    server: Callable[[Ready], Coroutine[Any, Any, None]],
+    *,
+    use_uvloop: bool,
+) -> int:
+    """Run a server until interrupted; name its address in any error it ends with."""
+    listening: list[object] = []
+
+    def ready(address: object) -> None:
+        listening.append(address)
+        _say(f"{what} listening on {address} (Ctrl-C to stop)")
+
+    try:
+        _run_async(server(ready), use_uvloop)
+    except (OSError, AddressError) as exc:
+        if listening:
+            raise CommandError(f"{what} on {listening[0]}: {describe_error(exc)}") from exc
+        if isinstance(exc, AddressError):  # the library refused the --host text
+            raise UsageError(f"{PROG} {args.command}: argument --host: {exc}") from None
+        where = host_port(args.host, args.port)
+        raise CommandError(f"cannot listen on {where}: {describe_error(exc)}") from exc
     return EXIT_OK
 
 
@@ -337,15 +339,16 @@ def _cmd_echo(args: argparse.Namespace) -> int:
 
 def _client_context(args: argparse.Namespace) -> Any:
     """The TLS context ``connect`` asked for, or ``None`` for plain TCP."""
+    prog = f"{PROG} connect"
     psk = args.psk_identity is not None or args.psk_key is not None
     if psk and (args.psk_identity is None or args.psk_key is None):
-        raise UsageError(f"{PROG} connect: --psk-identity and --psk-key go together")
+        raise UsageError(f"{prog}: --psk-identity and --psk-key go together")
     if args.insecure and args.ca:
-        raise UsageError(f"{PROG} connect: --insecure and --ca contradict each other")
+        raise UsageError(f"{prog}: --insecure and --ca contradict each other")
     if psk and (args.ca or args.insecure):
-        raise UsageError(f"{PROG} connect: PSK uses no certificates (--ca, --insecure)")
+        raise UsageError(f"{prog}: PSK uses no certificates (--ca, --insecure)")
     if (args.ca or args.insecure) and not args.tls:
-        raise UsageError(f"{PROG} connect: --ca and --insecure need --tls")
+        raise UsageError(f"{prog}: --ca and --insecure need --tls")
     if not (args.tls or psk):
         return None
     from twinsock import tls
@@ -356,8 +359,21 @@ def _client_context(args: argparse.Namespace) -> Any:
         context = tls.new_context(verify_mode=tls.VerifyMode.NONE, cipher_list="PSK")
         context.client_get_psk_func = lambda hint: (identity, key)
         return context
+    _check_tls_files(prog, {"ca": args.ca})
     mode = tls.VerifyMode.NONE if args.insecure else tls.VerifyMode.PEER
-    return tls.new_context(verify_mode=mode, ca_file=args.ca)
+    try:
+        return tls.new_context(verify_mode=mode, ca_file=args.ca)
+    except OSError as exc:  # SslError: the CA file does not make a context
+        raise UsageError(
+            _cli_args.tls_setup_problem(prog, exc, ca=args.ca), help_hint=False
+        ) from None
+
+
+def _check_tls_files(prog: str, files: dict[str, str | None]) -> None:
+    """Refuse, before any I/O, a certificate, key or CA file that cannot serve."""
+    problem = _cli_args.tls_file_problem(prog, **files)
+    if problem is not None:
+        raise UsageError(problem, help_hint=False)
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
@@ -366,11 +382,13 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     context = _client_context(args)
     if context is not None and not hasattr(net, "wrap_connected_socket"):
         raise CommandError("TLS is not available: twinsock.net has no wrap_connected_socket")
+    where = host_port(args.host, args.port)
     try:
         sock = net.dial(args.host, args.port, timeout=args.timeout)
+    except AddressError as exc:  # the library refused the host text
+        raise UsageError(f"{PROG} connect: argument host: {exc}") from None
     except OSError as exc:
-        reason = describe_error(exc)
-        raise CommandError(f"cannot connect to {args.host}:{args.port}: {reason}") from exc
+        raise CommandError(f"cannot connect to {where}: {describe_error(exc)}") from exc
     try:
         if context is not None:
             from twinsock.tls import HandshakeType
@@ -379,9 +397,15 @@ def _cmd_connect(args: argparse.Namespace) -> int:
                 context, sock, HandshakeType.CLIENT, hostname=args.host, timeout=args.timeout
             )
         _say(f"connected to {_peer_text(sock)}")
-        return _bridge(sock)
+        heard, said = _bridge(sock)
+    except OSError as exc:
+        raise CommandError(f"{where}: {describe_error(exc)}") from exc
     finally:
         sock.close()
+    if said and not heard and context is None:
+        # A TLS server waits for a ClientHello and drops plaintext without a word.
+        _say(f"{where} closed the connection without a word; if it speaks TLS, add --tls")
+    return EXIT_OK
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
@@ -391,14 +415,25 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     try:
         address = SocketAddress.create(args.host, args.port, IPFamily.UNSPEC)
     except ValueError as exc:
-        raise UsageError(f"{PROG} listen: {exc}") from None
+        raise UsageError(f"{PROG} listen: argument --host: {exc}") from None
     _interrupt_on_sigterm()
-    with simple.listen(address, backlog=1) as listener:
+    try:
+        listener = simple.listen(address, backlog=1)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {address}: {describe_error(exc)}") from exc
+    with listener:
         _say(f"listening on {listener.addr} (one connection)")
-        conn = listener.accept()
+        try:
+            conn = listener.accept()
+        except OSError as exc:
+            raise CommandError(f"accepting on {listener.addr}: {describe_error(exc)}") from exc
     with conn:
         _say(f"connection from {conn.addr}")
-        return _bridge(conn)
+        try:
+            _bridge(conn)
+        except OSError as exc:
+            raise CommandError(f"connection from {conn.addr}: {describe_error(exc)}") from exc
+    return EXIT_OK
 
 
 def _peer_text(sock: Any) -> str:
@@ -406,14 +441,19 @@ def _peer_text(sock: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _bridge(sock: Any) -> int:
+def _bridge(sock: Any) -> tuple[bool, bool]:
     """Copy stdin's lines to ``sock`` and ``sock``'s lines to stdout until the peer closes.
 
     At the end of stdin a plain TCP connection is half-closed and the bridge
     waits for the peer to finish.  TLS has no half-close, so a TLS bridge
     waits until the peer has been quiet for ``TLS_LINGER`` seconds, then closes.
+
+    Returns:
+        Whether the peer sent anything, and whether we did.
     """
     failure: list[BaseException] = []
+    heard = threading.Event()
+    said = threading.Event()
     peer_done = threading.Event()
     stdin_done = threading.Event()
     last_heard = [time.monotonic()]
@@ -424,6 +464,7 @@ def _bridge(sock: Any) -> int:
             while line := sock.recv_line():
                 out.write(b"\n" if line == b"\r\n" else line + b"\n")
                 out.flush()
+                heard.set()
                 last_heard[0] = time.monotonic()
         except BaseException as exc:  # reported by the main thread
             failure.append(exc)
@@ -434,6 +475,7 @@ def _bridge(sock: Any) -> int:
         try:
             for line in _stdin_lines():
                 sock.send(line)
+                said.set()
             last_heard[0] = time.monotonic()
             _shutdown_write(sock)
         except BaseException as exc:
@@ -451,7 +493,7 @@ def _bridge(sock: Any) -> int:
             break
     if failure:
         raise failure[0]
-    return EXIT_OK
+    return heard.is_set(), said.is_set()
 
 
 def _stdin_lines() -> Iterator[bytes]:

@@ -55,7 +55,6 @@ _UNKNOWN_CA_CODES = {2, 18, 19, 20, 21}
 _VERSION_REASONS = {
     "UNSUPPORTED_PROTOCOL",
     "TLSV1_ALERT_PROTOCOL_VERSION",
-    "WRONG_VERSION_NUMBER",
     "NO_PROTOCOLS_AVAILABLE",
     "UNKNOWN_PROTOCOL",
     "VERSION_TOO_LOW",
@@ -82,6 +81,12 @@ _WRONG_KEY_REASONS = {
     "BAD_DECRYPT",
 }
 _UNKNOWN_IDENTITY_REASONS = {"TLSV1_ALERT_UNKNOWN_PSK_IDENTITY", "PSK_IDENTITY_NOT_FOUND"}
+# A plaintext peer's first bytes are no TLS record header: OpenSSL reads a
+# wrong version number there (WRONG_VERSION_NUMBER), or names an HTTP request.
+_PLAINTEXT_HTTP = {
+    "HTTP_REQUEST": "a plaintext HTTP request",
+    "HTTPS_PROXY_REQUEST": "a plaintext HTTP proxy request (CONNECT)",
+}
 
 
 _NEEDS_HOSTNAME = (
@@ -100,6 +105,16 @@ def check_handshake_args(context: SslContext, *, server_side: bool, hostname: st
 
     if not server_side and context.verify_mode is VerifyMode.PEER and not hostname:
         raise ValueError(_NEEDS_HOSTNAME)
+
+
+def _not_tls(reason: str, server_side: bool) -> str | None:
+    """Why the handshake failed when the peer's bytes were not TLS; ``None`` otherwise."""
+    if reason in _PLAINTEXT_HTTP:
+        return f"the peer does not speak TLS: it sent {_PLAINTEXT_HTTP[reason]} ({reason})"
+    if reason == "WRONG_VERSION_NUMBER":
+        guess = "did it send plaintext?" if server_side else "did it answer in plaintext?"
+        return f"the peer does not speak TLS; {guess} ({reason})"
+    return None
 
 
 def _reason(exc: ssl.SSLError) -> str:
@@ -426,18 +441,22 @@ class TlsEngine:
             return self._failed(SslError(f"{prefix}: certificate verify failed: {message}"), exc)
         if self._psk_client or (self._psk_server and record.callback_ran):
             return self._failed(PskError(f"PSK {prefix[4:]}: {self._psk_reason(exc)}"), exc)
+        reason = _reason(exc)
+        not_tls = _not_tls(reason, self._server_side)
+        if self._psk_only_server and not_tls is not None:
+            return self._failed(PskError(f"PSK {prefix[4:]}: {not_tls}"), exc)
         if self._psk_only_server and not isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-            exc_reason = _reason(exc)
             return self._failed(
                 PskError(
                     f"PSK {prefix[4:]}: the client offered no PSK and this server has no "
-                    f"certificate ({exc_reason})"
+                    f"certificate ({reason})"
                 ),
                 exc,
             )
-        reason = _reason(exc)
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
             why = "the peer closed the connection during the TLS handshake"
+        elif not_tls is not None:
+            why = not_tls
         elif reason in _VERSION_REASONS:
             why = f"protocol version refused ({reason})"
         elif reason in _PEER_REJECTED_OUR_CERT:
@@ -467,6 +486,9 @@ class TlsEngine:
         if self._psk_client and reason == "SSLV3_ALERT_ILLEGAL_PARAMETER":
             # OpenSSL servers answer a TLS 1.3 binder that does not verify so.
             return f"the server rejected our PSK: wrong key for identity{identity}? ({reason})"
+        not_tls = _not_tls(reason, self._server_side)
+        if not_tls is not None:
+            return not_tls
         if reason in _UNKNOWN_IDENTITY_REASONS:
             return f"the server does not know PSK identity{identity} ({reason})"
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
