@@ -18,6 +18,7 @@ from typing import Any
 
 from twinsock import _workers
 from twinsock._async.server import AsyncHandler, AsyncServer, serve
+from twinsock._async.socket import AsyncSocket
 from twinsock._core import serving as rules
 from twinsock._core.serving import DEFAULT_GRACE, ServerStats
 from twinsock.addresses import check_port
@@ -26,7 +27,7 @@ __all__ = ["run_server"]
 
 
 def run_server(
-    handler: AsyncHandler,
+    handler: Callable[[AsyncSocket], Coroutine[Any, Any, object]],
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,

@@ -372,7 +372,7 @@ class AsyncServer:
 
 
 async def serve(
-    handler: AsyncHandler,
+    handler: Callable[[AsyncSocket], Coroutine[Any, Any, object]],
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,

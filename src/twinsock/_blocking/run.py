@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from twinsock import _workers
-from twinsock._blocking.server import Handler, Server, serve
+from twinsock._blocking.server import Server, serve
+from twinsock._blocking.socket import Socket
 from twinsock._core import serving as rules
 from twinsock._core.serving import DEFAULT_GRACE, ServerStats
 from twinsock.addresses import check_port
@@ -25,7 +27,7 @@ __all__ = ["run_server"]
 
 
 def run_server(
-    handler: Handler,
+    handler: Callable[[Socket], object],
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,

@@ -401,7 +401,7 @@ def _was_reset(native: socket.socket) -> bool:
 
 
 def serve(
-    handler: Handler,
+    handler: Callable[[Socket], object],
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,
