@@ -76,7 +76,8 @@ class AsyncServer:
         self._options = options
         self._loop = loop
         self._addresses = listener_addresses(listeners)
-        self._names = ", ".join(describe(sock) for sock in listeners)
+        endpoints = [describe(sock) for sock in listeners]
+        self._names = ", ".join(endpoints)
         self._tally = Tally(options.max_connections)
         self._backoff = AcceptBackoff()
         self._conns: dict[asyncio.Task[Any], tuple[AsyncSocket, str, float]] = {}
@@ -87,8 +88,8 @@ class AsyncServer:
         self._attention: asyncio.Future[None] | None = None  # shutdown waits on it
         self._shutdown_task: asyncio.Task[None] | None = None
         self._done: asyncio.Future[None] = loop.create_future()
-        for name in self._names.split(", "):
-            log.info(rules.LOG_LISTENING, name)
+        for endpoint in endpoints:
+            log.info(rules.LOG_LISTENING, endpoint)
         self._watch(True)
 
     async def __aenter__(self) -> AsyncServer:

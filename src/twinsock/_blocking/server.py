@@ -75,7 +75,8 @@ class Server:
         self._listeners = listeners
         self._options = options
         self._addresses = listener_addresses(listeners)
-        self._names = ", ".join(describe(sock) for sock in listeners)
+        endpoints = [describe(sock) for sock in listeners]
+        self._names = ", ".join(endpoints)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a connection ended
         self._tally = Tally(options.max_connections)
@@ -89,8 +90,8 @@ class Server:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        for name in self._names.split(", "):
-            log.info(rules.LOG_LISTENING, name)
+        for endpoint in endpoints:
+            log.info(rules.LOG_LISTENING, endpoint)
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"twinsock-accept {self._names}", daemon=True
         )
