@@ -11,6 +11,8 @@ they never share a core (``--no-pin`` turns this off). Servers are stopped by
 their pid only (SIGTERM, then SIGKILL after a grace period). Figures are
 printed, never asserted: this machine is shared and noisy, so each benchmark
 interleaves its peers round by round and compares them within one run.
+While ``run_all.py --json`` records (:func:`recording`), every interleaved
+echo group also leaves one result row per peer for the JSON file.
 """
 
 from __future__ import annotations
@@ -282,7 +284,64 @@ def interleaved_echo(
                 f"  errors {res['errors']}  CPU share: loadgen {res['loadgen_cpu']:.2f}"
                 f" server {res['server_cpu']:.2f}"
             )
+    record_echo(specs, results, conns, line_len)
     return results
+
+
+# -- results for run_all --json -----------------------------------------------------------------
+
+#: Where :func:`record_echo` appends while :func:`recording` is active (else None).
+_RECORDS: list[dict[str, Any]] | None = None
+
+
+@contextmanager
+def recording() -> Iterator[list[dict[str, Any]]]:
+    """Collect one result row per echo peer that :func:`interleaved_echo` measures."""
+    global _RECORDS
+    outer, _RECORDS = _RECORDS, []
+    try:
+        yield _RECORDS
+    finally:
+        _RECORDS = outer
+
+
+def _workers(spec: ServerSpec) -> int | None:
+    args = list(spec.extra_args)
+    if "--workers" in args and args.index("--workers") + 1 < len(args):
+        return int(args[args.index("--workers") + 1])
+    return None
+
+
+def record_echo(
+    specs: Sequence[ServerSpec], results: dict[str, Samples], conns: int, line_len: int
+) -> None:
+    """One row per peer of an interleaved echo group (nothing unless recording).
+
+    ``loop`` is the group's loop (the C reference server runs in both groups);
+    ``workers`` is set when the server was started with ``--workers N``.
+    """
+    if _RECORDS is None:
+        return
+    loop = "uvloop" if any(s.uvloop for s in specs) else "default"
+    for spec in specs:
+        s = results[spec.label]
+        _RECORDS.append({
+            "kind": "echo",
+            "server": spec.kind,
+            "label": spec.label,
+            "loop": loop,
+            "tls": spec.tls,
+            "workers": _workers(spec),
+            "conns": conns,
+            "line_bytes": line_len,
+            "requests_per_s": s.median,
+            "samples": s.values,
+            "req_per_cpu_s": median_of(s, "req_per_cpu_s"),
+            "p50_us": median_of(s, "p50_us"),
+            "p99_us": median_of(s, "p99_us"),
+            "errors": sum(int(e["errors"]) for e in s.extra),
+            "unavailable": s.unavailable,
+        })
 
 
 def median_of(samples: Samples, key: str) -> float | None:

@@ -8,15 +8,42 @@ durations keep the whole suite at about 6-8 minutes on a 2-core machine;
 ``--quick`` is a smoke run of a few seconds per benchmark (figures from it are
 not meaningful). ``--only NAME[,NAME]`` picks some of them.
 
+``--json FILE`` also writes the figures as JSON for ``bench/plot.py``, in a
+versioned format (:data:`FORMAT`)::
+
+    {"format": 1, "date": "2026-12-04T18:00:00Z", "commit": "3e6c9ac",
+     "complete": true, "quick": false, "python": "3.11.7", ...,
+     "results": [{"bench": "async_echo", "kind": "echo", "server": "twinsock_async",
+                  "loop": "uvloop", "line_bytes": 64, "requests_per_s": 123192.0, ...}, ...]}
+
+Echo rows (``kind: "echo"``: thread, async and TLS echo, and any later echo
+benchmark) come from ``common.interleaved_echo`` itself, one per peer and
+group, with every round's sample. The other benchmarks' rows are read from
+the summary table each one returns: ``lines`` (lines/s), ``recv_into``
+(MB/s), ``memory`` (KiB per idle connection) and ``tls_memory`` (KiB per idle
+TLS pair). A benchmark without such a reader keeps its table as ``kind:
+"table"``. The file is written even when a benchmark fails part way
+(``"complete": false``).
+
     python bench/run_all.py [--quick] [--only lines,recv_into,thread_echo,async_echo,memory,tls]
+                            [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import bench_async_echo
 import bench_lines
@@ -24,7 +51,7 @@ import bench_memory
 import bench_recv_into
 import bench_thread_echo
 import bench_tls
-from common import progress
+from common import progress, recording
 
 BENCHES: dict[str, Callable[[list[str] | None], object]] = {
     "lines": bench_lines.main,
@@ -35,25 +62,126 @@ BENCHES: dict[str, Callable[[list[str] | None], object]] = {
     "tls": bench_tls.main,
 }
 
+#: The version of the JSON layout; ``bench/plot.py`` refuses any other.
+FORMAT = 1
+
+
+def number(cell: str) -> float | None:
+    """A figure as the tables print it ("7,738,707", "3.61"), or None ("not available")."""
+    text = cell.replace(",", "").strip()
+    return float(text) if re.fullmatch(r"-?\d+(\.\d+)?", text) else None
+
+
+def split_loop(label: str) -> tuple[str, str]:
+    """``"twinsock_async (uvloop)"`` -> ``("twinsock_async", "uvloop")``."""
+    if label.endswith(" (uvloop)"):
+        return label.removesuffix(" (uvloop)"), "uvloop"
+    return label, "default"
+
+
+def rows_of(bench: str, rows: list[list[str]]) -> list[dict[str, Any]]:
+    """Result rows from a benchmark's returned summary table (echo rows come from common)."""
+    out: list[dict[str, Any]] = []
+    if bench in ("lines", "recv_into"):
+        unit = "lines_per_s" if bench == "lines" else "mb_per_s"
+        for label, median, best, *_ in rows:
+            out.append({"kind": bench, "reader": label, unit: number(median),
+                        "best": number(best)})
+    elif bench == "memory":
+        for label, kib, _held, _ratio, note in rows:
+            server, loop = split_loop(label)
+            why = note if number(kib) is not None else " ".join(x for x in (kib, note) if x)
+            out.append({"kind": "memory", "server": server, "loop": loop,
+                        "kib_per_conn": number(kib), "note": why or None})
+    elif bench == "tls":
+        for measure, twin, streams, *_ in rows:
+            if measure.startswith("KiB per idle TLS pair"):
+                loop = "uvloop" if "uvloop" in measure else "default"
+                for server, cell in (("twinsock_async", twin), ("asyncio_streams", streams)):
+                    out.append({"kind": "tls_memory", "server": server, "loop": loop,
+                                "kib_per_pair": number(cell)})
+    elif bench not in ("thread_echo", "async_echo") and rows:
+        out.append({"kind": "table", "rows": rows})
+    return out
+
+
+def git_commit() -> str:
+    """The checkout's short commit, with ``-dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment() -> dict[str, Any]:
+    try:
+        import uvloop
+
+        uvloop_version: str | None = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    return {
+        "python": platform.python_version(),
+        "uvloop": uvloop_version,
+        "openssl": ssl.OPENSSL_VERSION,
+        "cpus": len(os.sched_getaffinity(0)),
+        "machine": platform.machine(),
+    }
+
+
+def write_json(path: str, meta: dict[str, Any], results: list[dict[str, Any]],
+               complete: bool) -> None:
+    document = {"format": FORMAT, **meta, "complete": complete, "results": results}
+    Path(path).write_text(json.dumps(document, indent=1) + "\n")
+    progress(f"[results: {len(results)} rows written to {path}]")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per benchmark")
     parser.add_argument("--only", default=",".join(BENCHES),
                         help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the figures to FILE (JSON, for bench/plot.py)")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     sub_args = ["--quick"] if args.quick else []
+    meta = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": git_commit(),
+        "quick": args.quick,
+        "benches": names,
+        **environment(),
+    }
+    results: list[dict[str, Any]] = []
+    complete = False
     start = time.monotonic()
-    for name in names:
-        print(f"\n===== {name} =====", flush=True)
-        t0 = time.monotonic()
-        BENCHES[name](sub_args)
-        sys.stdout.flush()
-        progress(f"[{name} took {time.monotonic() - t0:.0f} s]")
+    try:
+        for name in names:
+            print(f"\n===== {name} =====", flush=True)
+            t0 = time.monotonic()
+            with recording() as echo_rows:
+                try:
+                    rows = BENCHES[name](sub_args)
+                finally:
+                    results += [{"bench": name, **row} for row in echo_rows]
+            if isinstance(rows, list):
+                results += [{"bench": name, **row} for row in rows_of(name, rows)]
+            sys.stdout.flush()
+            progress(f"[{name} took {time.monotonic() - t0:.0f} s]")
+        complete = True
+    finally:
+        if args.json:
+            meta["seconds"] = round(time.monotonic() - start)
+            write_json(args.json, meta, results, complete)
     print(f"\nall done in {time.monotonic() - start:.0f} s")
     return 0
 

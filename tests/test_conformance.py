@@ -12,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,7 +53,7 @@ def expected_lines(stream: bytes) -> list[bytes]:
 
 
 def read_lines_until_eof(twin: Any) -> list[bytes]:
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = twin.recv_line(timeout=10)
         if line == b"":
@@ -363,13 +363,14 @@ class TestDisconnections:
         twin.close()
         twin.close()  # idempotent
         assert twin.is_closed()
-        for call in (
+        calls: list[Callable[[], object]] = [
             lambda: twin.recv_line(),
             lambda: twin.recv(1),
             lambda: twin.send(b"x"),
             lambda: twin.read_line(),
             lambda: twin.get_local_addr(),
-        ):
+        ]
+        for call in calls:
             with pytest.raises(SocketClosedError) as info:
                 call()
             assert isinstance(info.value, OSError) and info.value.errno == 9

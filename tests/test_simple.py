@@ -198,6 +198,7 @@ def test_connect_by_address(server: TcpListener) -> None:
     with connect(server.addr, timeout=5) as conn, server.accept(timeout=5) as there:
         assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
+        assert isinstance(there, TcpConn)
         assert there.addr == get_sock_name(conn)
         conn.send(b"ping\n")
         assert there.recv_line(timeout=5) == b"ping"
@@ -205,15 +206,19 @@ def test_connect_by_address(server: TcpListener) -> None:
 
 def test_connect_by_address_positional_timeout(server: TcpListener) -> None:
     with connect(server.addr, 5.0) as conn:
+        assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
 
 
 def test_connect_by_host_and_port(server: TcpListener) -> None:
     with connect("127.0.0.1", server.addr.port, IPFamily.IPV4, timeout=5) as conn:
+        assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
     with connect("localhost", server.addr.port, family=IPFamily.IPV4, timeout=5) as conn:
+        assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
     with connect("127.0.0.1", str(server.addr.port)) as conn:
+        assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
 
 
@@ -305,6 +310,7 @@ def test_connect_tries_the_next_address_after_a_refusal(server: TcpListener) -> 
         ]
 
     with connect("two.invalid", 80, timeout=5, resolver=resolver) as conn:
+        assert isinstance(conn, TcpConn)
         assert conn.addr == server.addr
 
 
@@ -314,6 +320,7 @@ def test_connect_ipv6() -> None:
         assert str(listener.addr).startswith("[::1]:")
         with connect("::1", listener.addr.port, IPFamily.IPV6, timeout=5) as conn:
             there = listener.accept(timeout=5)
+            assert isinstance(conn, TcpConn)
             assert conn.addr == listener.addr
             assert there.addr.family is IPFamily.IPV6
             there.close()

@@ -269,7 +269,7 @@ def test_unknown_ca(pki: Pki, version: ProtVersion) -> None:
     )
     assert "certificate verify failed" in str(error)
     assert "unknown CA" in str(error)
-    assert error.reason == "CERTIFICATE_VERIFY_FAILED"  # type: ignore[attr-defined]
+    assert error.reason == "CERTIFICATE_VERIFY_FAILED"
     assert isinstance(error.__cause__, Exception)
 
 
@@ -298,16 +298,12 @@ def test_ip_in_certificate_is_accepted(pki: Pki) -> None:
 def test_certificate_outside_validity(pki: Pki, when: str, message: str) -> None:
     now = datetime.datetime.now(datetime.UTC)
     if when == "past":
-        window = {
-            "not_before": now - datetime.timedelta(days=30),
-            "not_after": now - datetime.timedelta(days=1),
-        }
+        not_before = now - datetime.timedelta(days=30)
+        not_after = now - datetime.timedelta(days=1)
     else:
-        window = {
-            "not_before": now + datetime.timedelta(days=1),
-            "not_after": now + datetime.timedelta(days=30),
-        }
-    leaf = pki.ca.issue_cert("localhost", **window)
+        not_before = now + datetime.timedelta(days=1)
+        not_after = now + datetime.timedelta(days=30)
+    leaf = pki.ca.issue_cert("localhost", not_before=not_before, not_after=not_after)
     server_ctx = new_context(
         cert_file=pki.write(f"{when}.pem", leaf.private_key_and_cert_chain_pem)
     )

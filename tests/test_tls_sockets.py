@@ -251,7 +251,7 @@ class Served:
 
 def echo_handler(conn: Any) -> Served:
     """Answer every line with ``echo:<line>\\n`` until the stream ends."""
-    lines = []
+    lines: list[bytes] = []
     for _ in range(1000):
         try:
             line = conn.recv_line(timeout=15)

@@ -38,7 +38,8 @@ from twinsock.net import (
 )
 from twinsock.tls import HandshakeType, ProtVersion, SslContext, VerifyMode, new_context
 
-__version__ = "0.1.0"
+#: The installed version (pyproject.toml reads it from here).
+__version__ = "0.2.0"
 
 __all__ = [
     "BUFFER_SIZE",

@@ -3,9 +3,11 @@
 How this works
 --------------
 Python 3.13 added ``ssl.SSLContext.set_psk_client_callback`` and
-``set_psk_server_callback``; there we simply use them.  On Python 3.11 and
-3.12 the ``ssl`` module has no PSK API, so this module talks to the very same
-OpenSSL library that ``_ssl`` is linked to, through ``ctypes``:
+``set_psk_server_callback``; there we use them (a server also gets its TLS
+1.3 cipher-suite order through the bridge below, which ``ssl`` cannot set).
+On Python 3.11 and 3.12 the ``ssl`` module has no PSK API, so this module
+talks to the very same OpenSSL library that ``_ssl`` is linked to, through
+``ctypes``:
 
 1. *Which library.*  The ``libssl`` shared object that is mapped into this
    process (``/proc/self/maps``) after ``_ssl`` was imported; elsewhere
@@ -254,6 +256,13 @@ def install_server_psk(sslctx: ssl.SSLContext, func: ServerPskFunc, hint: str | 
             return b"" if key is None else key
 
         sslctx.set_psk_server_callback(native, hint)  # type: ignore[attr-defined]
+        # The ssl module has no call for the TLS 1.3 suites that a server with
+        # a certificate needs to accept a PSK at all (see _prefer_sha256_suites);
+        # the bridge sets them where it can.  Where it cannot, a pure PSK server
+        # still works (OpenSSL prefers SHA-256 itself when there is no certificate).
+        with contextlib.suppress(SslError):
+            bridge = _get_bridge()
+            _prefer_sha256_suites(sslctx, bridge, bridge.ctx_pointer(sslctx))
         return
 
     def bridged(_ssl: int | None, identity: bytes | None, psk_out: int | None, max_psk: int) -> int:
@@ -274,14 +283,21 @@ def install_server_psk(sslctx: ssl.SSLContext, func: ServerPskFunc, hint: str | 
     callback = _SERVER_CB(bridged)
     _keep_alive(sslctx, callback)
     bridge.lib.SSL_CTX_set_psk_server_callback(ctx_ptr, callback)
-    # OpenSSL's legacy callbacks make a TLS 1.3 PSK that only works with a
-    # SHA-256 suite, and a server that also has a certificate does not prefer
-    # one by itself (it would pick TLS_AES_256_GCM_SHA384 and ignore the PSK).
+    _prefer_sha256_suites(sslctx, bridge, ctx_ptr)
+    if hint is not None and bridge.lib.SSL_CTX_use_psk_identity_hint(ctx_ptr, hint.encode()) != 1:
+        raise SslError(f"OpenSSL refused the PSK identity hint {hint!r}")
+
+
+def _prefer_sha256_suites(sslctx: ssl.SSLContext, bridge: _Bridge, ctx_ptr: int) -> None:
+    """Let a PSK server that also has a certificate pick a SHA-256 TLS 1.3 suite.
+
+    OpenSSL's legacy callbacks make a TLS 1.3 PSK that only works with a
+    SHA-256 suite, and a server that also has a certificate does not prefer
+    one by itself (it would pick TLS_AES_256_GCM_SHA384 and ignore the PSK).
+    """
     sslctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     if bridge.lib.SSL_CTX_set_ciphersuites(ctx_ptr, _TLS13_SHA256_FIRST) != 1:
         raise SslError("PSK bridge: OpenSSL refused the TLS 1.3 cipher suites")
-    if hint is not None and bridge.lib.SSL_CTX_use_psk_identity_hint(ctx_ptr, hint.encode()) != 1:
-        raise SslError(f"OpenSSL refused the PSK identity hint {hint!r}")
 
 
 def _keep_alive(sslctx: ssl.SSLContext, callback: Any) -> None:
@@ -299,14 +315,19 @@ def _keep_alive(sslctx: ssl.SSLContext, callback: Any) -> None:
 def verified_chain_der(sslobj: ssl.SSLObject) -> list[bytes] | None:
     """The verified peer chain (leaf first) as DER, or ``None`` if unavailable.
 
-    Python 3.13+: ``SSLObject.get_verified_chain()``.  Older: the bridge's
-    ``SSL_get0_verified_chain``.  ``None`` means the bridge refused (the
-    caller then falls back to the leaf certificate alone).
+    Python 3.13+: ``SSLObject.get_verified_chain()``, which already returns
+    DER ``bytes`` (``_ssl``'s own method returns ``Certificate`` objects; both
+    are accepted).  Older: the bridge's ``SSL_get0_verified_chain``.  ``None``
+    means the bridge refused (the caller then falls back to the leaf
+    certificate alone).
     """
     native = getattr(sslobj, "get_verified_chain", None)
     if native is not None:
         der_encoding = getattr(ssl, "ENCODING_DER", 2)  # _ssl.ENCODING_DER (3.13+)
-        return [bytes(cert.public_bytes(der_encoding)) for cert in native()]
+        return [
+            cert if isinstance(cert, bytes) else bytes(cert.public_bytes(der_encoding))
+            for cert in native()
+        ]
     try:
         bridge = _get_bridge()
         return bridge.verified_chain(sslobj)

@@ -21,7 +21,7 @@ Decisions where the SPEC is silent:
 - Brackets (``"[::1]"``) and surrounding whitespace are not part of an
   address and are rejected.
 - Ports are ``int`` in 0..65535; ``bool`` and every other type raise
-  :class:`AddressError` (see :func:`check_port`).
+  :class:`~twinsock.errors.AddressError` (see :func:`check_port`).
 - ``SocketAddress.create(..., family=IPFamily.UNSPEC)`` infers the family from
   the host; a ``SocketAddress`` never stores ``UNSPEC``.
 - IPv6 ``flowinfo`` is not kept: ``to_sockaddr`` writes 0.
@@ -64,10 +64,15 @@ SockAddrTuple: TypeAlias = tuple[str, int] | tuple[str, int, int, int]
 
 MAX_PORT = 65535
 
+#: ``0.0.0.0``: every IPv4 interface (Nim's ``IPv4_any()``).
 IPV4_ANY: ipaddress.IPv4Address = ipaddress.IPv4Address("0.0.0.0")
+#: ``127.0.0.1`` (Nim's ``IPv4_loopback()``).
 IPV4_LOOPBACK: ipaddress.IPv4Address = ipaddress.IPv4Address("127.0.0.1")
+#: ``255.255.255.255`` (Nim's ``IPv4_broadcast()``).
 IPV4_BROADCAST: ipaddress.IPv4Address = ipaddress.IPv4Address("255.255.255.255")
+#: ``::``: every IPv6 interface (Nim's ``IPv6_any()``).
 IPV6_ANY: ipaddress.IPv6Address = ipaddress.IPv6Address("::")
+#: ``::1`` (Nim's ``IPv6_loopback()``).
 IPV6_LOOPBACK: ipaddress.IPv6Address = ipaddress.IPv6Address("::1")
 
 

@@ -82,6 +82,7 @@ __all__ = [
     "to_sock_type",
 ]
 
+#: The operating system's largest ``listen`` backlog (``socket.SOMAXCONN``).
 SOMAXCONN: int = socket.SOMAXCONN
 
 

@@ -17,16 +17,11 @@ from twinsock._blocking.dial import dial, get_primary_ip_addr, wrap_connected_so
 from twinsock._blocking.run import run_server
 from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
+from twinsock._core import types as _types
 from twinsock._core.flags import is_disconnection_error
 from twinsock._core.serving import ServerStats
-from twinsock._core.types import (
-    BUFFER_SIZE,
-    MAX_LINE_LENGTH,
-    LineResult,
-    ReadLineResult,
-    SocketFlag,
-)
-from twinsock._resolver import Resolver
+from twinsock._core.types import LineResult, ReadLineResult, SocketFlag
+from twinsock._resolver import Resolver as _Resolver
 from twinsock._sockopts import SockOpt
 
 __all__ = [
@@ -49,16 +44,19 @@ __all__ = [
     "wrap_socket",
 ]
 
+#: The seed's buffer granule in bytes (the sockets may read larger chunks).
+BUFFER_SIZE: int = _types.BUFFER_SIZE
+#: The default ``max_length`` of line reads: a longer line raises ``LineTooLong``.
+MAX_LINE_LENGTH: int = _types.MAX_LINE_LENGTH
+#: ``resolver(host, port, family, type)`` returning ``socket.getaddrinfo``-shaped
+#: tuples; ``dial`` takes one so that tests and applications can steer resolution.
+Resolver = _Resolver
+
+# The names both faces share are documented here, under ``twinsock.net``.
 for _name in (
-    "Server",
-    "ServerStats",
-    "Socket",
-    "dial",
-    "get_primary_ip_addr",
-    "run_server",
-    "serve",
-    "wrap_connected_socket",
-    "wrap_socket",
+    "Socket", "dial", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket",
+    "Server", "ServerStats", "run_server", "serve",
+    "LineResult", "ReadLineResult", "SocketFlag", "SockOpt", "is_disconnection_error",
 ):
     globals()[_name].__module__ = __name__
 del _name

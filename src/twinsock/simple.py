@@ -414,8 +414,8 @@ def _datagram_flags(flags: int | SocketFlag) -> SocketFlag:
     return SocketFlag.PEEK if flags & socket.MSG_PEEK else SocketFlag(0)
 
 
-#: What the module functions accept: ``TcpListener``, ``TcpConn``, ``UdpSocket``,
-#: ``net.Socket`` (and ``asyncnet.AsyncSocket``, which shares ``SocketBase``).
+#: The sockets the module functions accept (``TcpListener``, ``TcpConn``, ``UdpSocket``,
+#: ``net.Socket``, and ``asyncnet.AsyncSocket``, which shares ``SocketBase``).
 AnySocket: TypeAlias = "TcpListener | UdpSocket | SocketBase"
 
 

@@ -10,7 +10,7 @@ rebuilt when a PSK setting changes (connections that already exist keep the
 one they started with).  ``new_context`` builds one role at once so that a bad
 certificate file or cipher list is reported by ``new_context`` itself.
 
-Connections are driven by the sans-I/O :class:`twinsock._core.tls_engine.TlsEngine`;
+Connections are driven by the sans-I/O ``TlsEngine`` (in ``twinsock._core``);
 this module only decides *what* is negotiated and verified.
 """
 
@@ -106,10 +106,9 @@ _VERSIONS = {
 class SslContext:
     """TLS settings shared by any number of connections, in either role.
 
-    Attributes:
-        psk_identity_hint: sent by a PSK server (TLS 1.2 only; TLS 1.3 has no hint).
-        client_get_psk_func: ``hint -> (identity, key)`` for a PSK client.
-        server_get_psk_func: ``identity -> key``, or ``None`` to reject the identity.
+    Made by :func:`new_context`.  The PSK settings are the properties
+    :attr:`psk_identity_hint`, :attr:`client_get_psk_func` and
+    :attr:`server_get_psk_func`.
     """
 
     def __init__(
@@ -183,7 +182,7 @@ class SslContext:
     def destroy(self) -> None:
         """Release the OpenSSL contexts; existing connections keep working.
 
-        New connections from a destroyed context raise :class:`SslError`.
+        New connections from a destroyed context raise :class:`~twinsock.errors.SslError`.
         """
         with self._lock:
             self._destroyed = True

@@ -1,0 +1,297 @@
+"""Charts of a benchmark run: PNG files from the JSON that ``run_all.py --json`` writes.
+
+    python bench/plot.py RESULTS.json --out DIR
+
+How this works: the results file is read and checked first (a missing or
+empty file, one that is not JSON, or one of another ``format`` than
+:data:`FORMAT` is refused with one line on stderr and exit status 2), and
+only then is matplotlib imported, with the Agg backend (no display needed).
+Each chart is drawn from the rows it needs and skipped, saying so, when the
+run has none of them (for example a ``--only lines`` run has no echo rows):
+
+- ``async_echo.png``: requests/s per server on the default loop and on
+  uvloop, one panel per line length, the C epoll server as a dashed ceiling;
+- ``lines.png``: lines/s of ``recv_line`` against ``makefile().readline``;
+- ``tls_echo.png``: TLS echo requests/s per server and loop;
+- ``memory.png``: KiB per idle connection (and per idle TLS pair);
+- ``thread_echo.png`` and ``recv_into.png``: the blocking benchmarks;
+- ``serve_vs_serve_lines.png``: echo rows whose server is a ``serve`` or
+  ``serve_lines`` server (a server name with a ``serve`` or ``serve_lines``
+  part, such as ``twinsock_serve_lines``), per loop;
+- ``workers.png``: echo rows that carry a ``workers`` count (servers started
+  with ``--workers N``): requests/s and requests per server CPU-second.
+
+twinsock's bars are orange, its peers' blue. Every chart's title names the
+run's date and commit. The file names of the
+charts written are printed, one per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+#: The results format this script reads (``run_all.FORMAT``).
+FORMAT = 1
+
+Row = dict[str, Any]
+
+
+class BadResults(Exception):
+    """The results file cannot be plotted; the message says why, in one line."""
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The results document, checked.
+
+    Raises:
+        BadResults: missing, empty, not JSON, not a results document, or
+            another format version.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BadResults(f"{path}: no such results file") from None
+    except OSError as exc:
+        raise BadResults(f"{path}: cannot read it ({exc.strerror})") from None
+    if not text.strip():
+        raise BadResults(f"{path}: the results file is empty")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadResults(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(document, dict) or "format" not in document:
+        raise BadResults(f"{path}: not a results file of bench/run_all.py --json (no format)")
+    if document["format"] != FORMAT:
+        raise BadResults(
+            f"{path}: results format {document['format']!r}, but this plot.py reads format "
+            f"{FORMAT}: rerun python bench/run_all.py --json FILE"
+        )
+    results = document.get("results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise BadResults(f"{path}: 'results' is not a list of rows")
+    if not results:
+        raise BadResults(f"{path}: the results file has no results")
+    return document
+
+
+# -- chart helpers ------------------------------------------------------------------------------
+
+LOOPS = ("default", "uvloop")
+C_SERVER = "c_epoll"
+
+
+def rows(document: dict[str, Any], **match: Any) -> list[Row]:
+    """The rows whose fields equal every ``match`` value."""
+    return [r for r in document["results"] if all(r.get(k) == v for k, v in match.items())]
+
+
+def title(document: dict[str, Any], what: str) -> str:
+    date = str(document.get("date", "?"))[:10]
+    quick = ", --quick: figures not meaningful" if document.get("quick") else ""
+    return f"{what}\n{date}, commit {document.get('commit', '?')}{quick}"
+
+
+def bar_panel(ax: Any, labels: Sequence[str], values: Sequence[float | None],
+              unit: str, ceiling: float | None = None, ceiling_label: str = "") -> None:
+    """One panel of labelled bars (missing figures drawn as 'n/a')."""
+    heights = [v or 0.0 for v in values]
+    colors = ["#e67e22" if "twinsock" in label else "#4a7ab5" for label in labels]
+    bars = ax.bar(range(len(labels)), heights, color=colors)
+    for bar, value in zip(bars, values, strict=True):
+        text = "n/a" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    if ceiling:
+        ax.axhline(ceiling, color="#c0392b", linestyle="--", linewidth=1)
+        ax.annotate(ceiling_label or f"{ceiling:,.0f}", (len(labels) - 0.5, ceiling),
+                    ha="right", va="bottom", fontsize=8, color="#c0392b")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(unit)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def save(fig: Any, out: Path, name: str) -> Path:
+    path = out / name
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def echo_by_loop(document: dict[str, Any], bench: str, out: Path, name: str, what: str,
+                 keep: Callable[[Row], bool] = lambda r: True) -> Path | None:
+    """Requests/s per server, a panel per (loop, line length), the C server as the ceiling."""
+    import matplotlib.pyplot as plt
+
+    echo = [r for r in rows(document, bench=bench, kind="echo") if keep(r)]
+    groups = sorted({(r["loop"], r["line_bytes"]) for r in echo},
+                    key=lambda g: (g[1], LOOPS.index(g[0]) if g[0] in LOOPS else 9))
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+    for ax, (loop, line) in zip(axes[0], groups, strict=True):
+        group = [r for r in echo if r["loop"] == loop and r["line_bytes"] == line]
+        peers = [r for r in group if r["server"] != C_SERVER]
+        ceiling = next((r["requests_per_s"] for r in group if r["server"] == C_SERVER), None)
+        bar_panel(ax, [r["server"] for r in peers], [r["requests_per_s"] for r in peers],
+                  "requests/s", ceiling, "C epoll server" if ceiling else "")
+        conns = group[0].get("conns", "?")
+        ax.set_title(f"{loop} loop, {line}-byte lines, {conns} conns", fontsize=9)
+    fig.suptitle(title(document, what), fontsize=10)
+    return save(fig, out, name)
+
+
+def simple_bars(document: dict[str, Any], kind: str, label_key: str, value_key: str,
+                unit: str, out: Path, name: str, what: str) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    found = rows(document, kind=kind)
+    if not found:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    bar_panel(ax, [r[label_key] for r in found], [r.get(value_key) for r in found], unit)
+    fig.suptitle(title(document, what), fontsize=10)
+    return save(fig, out, name)
+
+
+# -- the charts ---------------------------------------------------------------------------------
+
+
+def chart_async_echo(document: dict[str, Any], out: Path) -> Path | None:
+    return echo_by_loop(document, "async_echo", out, "async_echo.png",
+                        "Async line echo: requests/s per server")
+
+
+def chart_tls_echo(document: dict[str, Any], out: Path) -> Path | None:
+    return echo_by_loop(document, "tls", out, "tls_echo.png", "TLS line echo: requests/s")
+
+
+def chart_thread_echo(document: dict[str, Any], out: Path) -> Path | None:
+    return echo_by_loop(document, "thread_echo", out, "thread_echo.png",
+                        "Thread-per-connection echo: requests/s")
+
+
+def chart_lines(document: dict[str, Any], out: Path) -> Path | None:
+    return simple_bars(document, "lines", "reader", "lines_per_s", "lines/s", out,
+                       "lines.png", "Reading 80-byte lines: lines/s")
+
+
+def chart_recv_into(document: dict[str, Any], out: Path) -> Path | None:
+    return simple_bars(document, "recv_into", "reader", "mb_per_s", "MB/s", out,
+                       "recv_into.png", "recv_into, 64 KiB buffer: MB/s")
+
+
+def chart_memory(document: dict[str, Any], out: Path) -> Path | None:
+    import matplotlib.pyplot as plt
+
+    panels = [(kind, key, unit) for kind, key, unit in (
+        ("memory", "kib_per_conn", "KiB per idle connection"),
+        ("tls_memory", "kib_per_pair", "KiB per idle TLS client+server pair"),
+    ) if rows(document, kind=kind)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (kind, key, unit) in zip(axes[0], panels, strict=True):
+        found = rows(document, kind=kind)
+        bar_panel(ax, [f"{r['server']}\n({r['loop']})" for r in found],
+                  [r.get(key) for r in found], unit)
+        ax.set_title(unit, fontsize=9)
+    fig.suptitle(title(document, "Memory per idle connection (less is better)"), fontsize=10)
+    return save(fig, out, "memory.png")
+
+
+def is_serving(row: Row) -> bool:
+    """A ``serve`` or ``serve_lines`` server (``twinsock_serve_lines``; not ``run_server``)."""
+    return re.search(r"(^|_)serve(_lines)?($|_)", str(row.get("server", ""))) is not None
+
+
+def chart_serve_vs_serve_lines(document: dict[str, Any], out: Path) -> Path | None:
+    """Placeholder until the serving benchmarks exist: plots only rows that name a serve server."""
+    import matplotlib.pyplot as plt
+
+    echo = [r for r in document["results"] if r.get("kind") == "echo" and is_serving(r)
+            and r.get("workers") in (None, 1)]
+    if not echo:
+        return None
+    loops = [loop for loop in LOOPS if any(r["loop"] == loop for r in echo)]
+    fig, axes = plt.subplots(1, len(loops), figsize=(5 * len(loops), 4.2), squeeze=False)
+    for ax, loop in zip(axes[0], loops, strict=True):
+        group = [r for r in echo if r["loop"] == loop]
+        bar_panel(ax, [f"{r['server']}\n{r['line_bytes']} B" for r in group],
+                  [r["requests_per_s"] for r in group], "requests/s")
+        ax.set_title(f"{loop} loop", fontsize=9)
+    fig.suptitle(title(document, "serve against serve_lines: requests/s"), fontsize=10)
+    return save(fig, out, "serve_vs_serve_lines.png")
+
+
+def chart_workers(document: dict[str, Any], out: Path) -> Path | None:
+    """Placeholder until run_server is benchmarked: rows with a ``workers`` count."""
+    import matplotlib.pyplot as plt
+
+    echo = sorted((r for r in document["results"]
+                   if r.get("kind") == "echo" and r.get("workers") is not None),
+                  key=lambda r: (r["server"], r["loop"], r["workers"]))
+    if not echo:
+        return None
+    labels = [f"{r['server']} ({r['loop']})\n{r['workers']} worker(s)" for r in echo]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    bar_panel(axes[0][0], labels, [r["requests_per_s"] for r in echo], "requests/s")
+    bar_panel(axes[0][1], labels, [r.get("req_per_cpu_s") for r in echo],
+              "requests per server CPU-second")
+    fig.suptitle(title(document, "run_server with 1 and 2 workers (the load generator shares "
+                                 "the cores)"), fontsize=10)
+    return save(fig, out, "workers.png")
+
+
+CHARTS: list[Callable[[dict[str, Any], Path], Path | None]] = [
+    chart_async_echo,
+    chart_lines,
+    chart_tls_echo,
+    chart_memory,
+    chart_thread_echo,
+    chart_recv_into,
+    chart_serve_vs_serve_lines,
+    chart_workers,
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="the JSON of run_all.py --json")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+    args = parser.parse_args(argv)
+    try:
+        document = load(args.results)
+    except BadResults as exc:
+        print(f"plot.py: {exc}", file=sys.stderr)
+        return 2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for chart in CHARTS:
+        path = chart(document, args.out)
+        if path is None:
+            print(f"({chart.__name__.removeprefix('chart_')}: no rows for it in this run)",
+                  file=sys.stderr)
+        else:
+            print(path)
+            written += 1
+    if not written:
+        print(f"plot.py: {args.results}: no row of this run can be plotted", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
