@@ -406,16 +406,19 @@ def twinsock_available(module: str) -> str | None:
 
 
 def start_stream_sender(
-    port: int, line_len: int, total_bytes: int, duration: float, cpu: int | None = None
+    port: int, line_len: int, total_bytes: int, duration: float, cpu: int | None = None,
+    *, crlf: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Start the C sender: it connects to 127.0.0.1:port and streams ``total_bytes``.
 
-    ``line_len`` > 0 sends lines of that length ("x" * (line_len - 1) + "\\n");
-    0 sends raw bytes. It stops early after ``duration`` seconds (at a line
-    boundary) and closes.
+    ``line_len`` > 0 sends lines of that length ("x" * (line_len - 1) + "\\n",
+    or ending in "\\r\\n" with ``crlf``); 0 sends raw bytes. It stops early
+    after ``duration`` seconds (at a line boundary) and closes.
     """
     cmd = [str(build("loadgen")), "stream", HOST, str(port), str(line_len), str(total_bytes),
            str(duration)]
+    if crlf:
+        cmd.append("crlf")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pin(proc.pid, cpu)
     return proc

@@ -17,9 +17,10 @@
  * DURATION seconds pass (used by the memory benchmark).
  *
  * `stream` mode connects once and sends BLOCK (L copies of a line of LINE
- * bytes, or raw 'x' bytes with --raw) until TOTAL bytes were sent or
+ * bytes, or raw 'x' bytes with LINE_LEN 0) until TOTAL bytes were sent or
  * DURATION passed, then closes (the sender for the line and recv_into
- * benchmarks).
+ * benchmarks). With a last argument `crlf` the lines end in "\r\n"
+ * instead of "\n" (the same length).
  *
  * Usage:
  *   loadgen echo   HOST PORT CONNS LINE_LEN DURATION WARMUP [SERVER_PID]
@@ -29,7 +30,7 @@
  * be computed: a figure that other tenants of a shared machine disturb less
  * than requests per second.
  *   loadgen idle   HOST PORT CONNS DURATION
- *   loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION   (LINE_LEN 0: raw bytes)
+ *   loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION [crlf]   (LINE_LEN 0: raw bytes)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -383,10 +384,13 @@ static int mode_idle(int argc, char **argv) {
 }
 
 static int mode_stream(int argc, char **argv) {
-    if (argc != 7) return 2;
+    if (argc != 7 && argc != 8) return 2;
+    int crlf = argc == 8 && strcmp(argv[7], "crlf") == 0;
+    if (argc == 8 && !crlf) return 2;
     struct sockaddr_in addr;
     if (parse_addr(argv[2], argv[3], &addr) < 0) return 2;
     size_t llen = (size_t)atol(argv[4]);
+    if (crlf && llen < 2) return 2;
     unsigned long long total = strtoull(argv[5], NULL, 10);
     double duration = atof(argv[6]);
     size_t block_len = 1 << 18;
@@ -394,7 +398,10 @@ static int mode_stream(int argc, char **argv) {
     memset(block, 'x', block_len);
     if (llen > 0) {
         block_len = (block_len / llen) * llen; /* whole lines only */
-        for (size_t i = llen - 1; i < block_len; i += llen) block[i] = '\n';
+        for (size_t i = llen - 1; i < block_len; i += llen) {
+            block[i] = '\n';
+            if (crlf) block[i - 1] = '\r';
+        }
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
@@ -445,7 +452,7 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "usage: loadgen echo HOST PORT CONNS LINE_LEN DURATION WARMUP [SERVER_PID]\n"
                 "       loadgen idle HOST PORT CONNS DURATION\n"
-                "       loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION\n");
+                "       loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION [crlf]\n");
     }
     return rc;
 }

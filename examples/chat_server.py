@@ -1,10 +1,12 @@
 """The chat server from Nim's asyncnet documentation, written with twinsock.
 
 Same structure as the seed (seeds/000): a list of clients, one task per client
-that reads lines and sends each one (plus b"\\r\\n") to every client, and a
-serve() loop that accepts forever.  Two additions keep one client from
-disturbing the others: a client that disconnects is removed from the list,
-and a client whose connection broke is skipped when relaying.
+that reads lines and sends each one to every client, and a serve() loop that
+accepts forever.  Lines go out with ``send_line``, which sends the empty-line
+sentinel ``b"\\r\\n"`` as one ``b"\\r\\n"`` (the seed's ``line & "\\c\\L"``
+turns an empty line into two).  Two additions keep one client from disturbing
+the others: a client that disconnects is removed from the list, and a client
+whose connection broke is skipped when relaying.
 
 Run it with ``python examples/chat_server.py`` (or ``twinsock chat``, the
 hardened version in the package), then connect with ``twinsock connect
@@ -29,7 +31,7 @@ async def process_client(client: AsyncSocket) -> None:
         for c in list(clients):
             # A client whose connection broke is skipped; its own task removes it.
             with contextlib.suppress(OSError):
-                await c.send(line + b"\r\n")
+                await c.send_line(line)
     clients.remove(client)
     client.close()
 

@@ -355,3 +355,214 @@ def test_sized_reads_between_trickled_pieces_keep_the_newline() -> None:
     assert buf.recv_line(100) == b"abcdef" * 10
     assert buf.take(1) == b"g"
     assert buf.recv_line(100) == b"h"
+
+
+# -- batched lines: the sentinel, CRLF batches, exact has-data ---------------------------------
+
+
+def test_batched_lines_are_what_recv_line_returns() -> None:
+    """The fast lane pops lines as recv_line returns them: empty lines as CRLF."""
+    for stream in (b"first\n\nx\n\n\ny\n", b"first\r\n\r\nx\r\n\r\n\r\ny\r\n"):
+        buf = ReadBuffer()
+        buf.feed(stream)
+        assert buf.recv_line(100) == b"first"
+        assert buf.ready  # the rest was batched
+        assert [buf.ready.pop() for _ in range(len(buf.ready))] == [
+            CRLF, b"x", CRLF, CRLF, b"y"
+        ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"".join(b"line %d\r\n" % i for i in range(300)),  # CRLF only: the splitlines path
+        b"".join(b"line %d\n" % i for i in range(300)),  # LF only
+        b"".join(b"line %d" % i + (b"\r\n" if i % 3 else b"\n") for i in range(300)),  # mixed
+        b"".join(b"a\rb %d\r\n" % i for i in range(300)),  # a lone CR in every line
+        b"".join(b"x %d\r\r\n" % i for i in range(300)),  # CR before the CRLF
+        b"".join(b"\r\n" if i % 5 == 0 else b"y %d\r\n" % i for i in range(300)),  # empties
+    ],
+    ids=["crlf", "lf", "mixed", "lone-cr", "cr-crlf", "empty-lines"],
+)
+@pytest.mark.parametrize("tail", [b"", b"partial", b"partial\r", b"part\rial", b"a\rb\r"])
+def test_batches_split_crlf_exactly(body: bytes, tail: bytes) -> None:
+    """Batches of CRLF lines (split by splitlines) keep SPEC section 5 exact: a lone
+    CR is data, a CR before CRLF stays, whatever the tail holds."""
+    stream = b"head\r\n" + body + tail
+    expected = reference_lines(stream)
+    for chunks in ([stream], [stream[:7], stream[7:]], [stream[:500], stream[500:]]):
+        assert read_all_lines(chunks, max_length=10**6) == expected
+
+
+def test_has_data_after_the_last_batched_line_is_popped() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"one\ntwo\nthree\n")
+    assert buf.recv_line(100) == b"one"
+    assert buf
+    while buf.ready:
+        buf.ready.pop()
+    assert not buf  # the batch was used up: nothing is buffered
+    assert len(buf) == 0
+    buf.feed(b"x")
+    assert buf
+
+
+def test_received_counts_every_byte_that_entered_once() -> None:
+    buf = ReadBuffer()
+    buf.feed(b"abc\n")
+    buf.feed(b"")
+    buf.feed(b"de")
+    assert buf.recv_line(100, peek=True) == b"abc"
+    assert buf.take(3) == b"abc"
+    assert buf.received == 6
+    buf.unread(b"abc")  # given back, not received again
+    assert buf.received == 6
+    assert buf.withdraw() == b"abc\nde"  # not application data after all
+    assert buf.received == 0
+
+
+# -- recv_until ----------------------------------------------------------------------------------
+
+
+class UntilReference:
+    """recv_until over one plain ``bytes``: the rules of SPEC section 3, slowly."""
+
+    def __init__(self, data: bytes) -> None:
+        self.pending = data
+
+    def results(self, separator: bytes, max_length: int) -> list[bytes | str]:
+        """Every answer until the stream is exhausted (after its end arrived)."""
+        out: list[bytes | str] = []
+        while True:
+            i = self.pending.find(separator)
+            n = len(separator)
+            if i < 0:
+                if len(self.pending) >= max_length + n:
+                    return [*out, "LineTooLong"]
+                if not self.pending:
+                    return [*out, b""]
+                return [*out, "IncompleteRead"]
+            if i > max_length:
+                return [*out, "LineTooLong"]
+            out.append(self.pending[: i + n])
+            self.pending = self.pending[i + n :]
+
+
+def read_until_all(
+    chunks: Sequence[bytes], separator: bytes, max_length: int, peek_every: int = 0
+) -> tuple[list[bytes | str], bytes]:
+    """Feed ``chunks`` one by one, calling until() whenever it may answer; return
+    the answers and what stayed buffered."""
+    from twinsock.errors import IncompleteRead
+
+    buf = ReadBuffer()
+    out: list[bytes | str] = []
+    calls = 0
+    for chunk in [*chunks, None]:
+        if chunk is None:
+            buf.feed_eof()
+        else:
+            buf.feed(chunk)
+        while True:
+            calls += 1
+            before = len(buf)
+            try:
+                if peek_every and calls % peek_every == 0:
+                    peeked = buf.until(separator, max_length, peek=True)
+                    assert len(buf) == before  # PEEK consumes nothing
+                    if peeked is None:
+                        break
+                got = buf.until(separator, max_length)
+            except LineTooLong:
+                assert len(buf) == before  # nothing consumed
+                return [*out, "LineTooLong"], buf.take(len(buf))
+            except IncompleteRead as exc:
+                assert exc.partial == buf.peek(len(buf))  # the bytes stay buffered
+                return [*out, "IncompleteRead"], buf.take(len(buf))
+            if got is None:
+                break
+            out.append(got)
+            if got == b"":
+                return out, b""
+    raise AssertionError("the end of the stream was never reported")
+
+
+def chunked(stream: bytes, cuts: list[int]) -> list[bytes]:
+    chunks = []
+    pos = 0
+    for size in cuts * (len(stream) // max(1, sum(cuts)) + 1):
+        if pos >= len(stream):
+            break
+        chunks.append(stream[pos : pos + size])
+        pos += size
+    assert b"".join(chunks) == stream
+    return chunks
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"b", b"ab", b"ba", b"\r\n", b"xyz" * 7]), max_size=30),
+    st.sampled_from([b"a", b"ab", b"aab", b"\r\n", b"bab", b"xyzx"]),
+    st.integers(min_value=0, max_value=25),
+    st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=3),
+)
+def test_until_matches_the_reference_for_every_chunking(
+    pieces: list[bytes], separator: bytes, max_length: int, cuts: list[int], peek_every: int
+) -> None:
+    stream = b"".join(pieces)
+    expected = UntilReference(stream).results(separator, max_length)
+    got, _rest = read_until_all(chunked(stream, cuts), separator, max_length, peek_every)
+    assert got == expected
+
+
+@pytest.mark.parametrize("separator", [b"\r\n", b"--boundary--", b"\x00"])
+def test_until_at_every_split(separator: bytes) -> None:
+    stream = b"one" + separator + separator + b"two" + separator + b"tail"
+    expected = UntilReference(stream).results(separator, 100)
+    assert expected[-1] == "IncompleteRead"
+    for chunks in splits(stream):
+        got, rest = read_until_all(chunks, separator, 100)
+        assert got == expected, chunks
+        assert rest == b"tail"  # the partial record stayed buffered
+
+
+def test_a_trickling_record_is_searched_once() -> None:
+    """Byte by byte: each call only searches what is new (the separator may
+    straddle pieces), and nothing is joined before the record is complete."""
+    buf = ReadBuffer()
+    separator = b"END!"
+    record = b"x" * 3000 + b"EN" + b"y" * 10 + separator
+    for byte in record[:-1]:
+        buf.feed(bytes([byte]))
+        assert buf.until(separator, 10_000) is None
+        assert buf._sep_checked >= len(buf) - len(separator) + 1
+        assert buf._data == b""  # not joined
+    buf.feed(record[-1:])
+    assert buf.until(separator, 10_000) == record
+    assert not buf
+
+
+def test_until_limit_end_of_stream_and_peek() -> None:
+    from twinsock.errors import IncompleteRead
+
+    buf = ReadBuffer()
+    buf.feed(b"abcdef")
+    assert buf.until(b"|", 6) is None  # 6 bytes may still precede the separator
+    buf.feed(b"g")
+    with pytest.raises(LineTooLong):
+        buf.until(b"|", 6)
+    assert buf.until(b"g", 6) == b"abcdefg"  # a separator that ends by the limit
+    buf.feed(b"12|34|")
+    assert buf.until(b"|", 6, peek=True) == b"12|"
+    assert buf.until(b"|", 6, peek=True) == b"12|"
+    assert buf.until(b"|", 6) == b"12|"
+    buf.feed(b"56")
+    buf.feed_eof()
+    assert buf.until(b"|", 6) == b"34|"
+    with pytest.raises(IncompleteRead) as info:
+        buf.until(b"|", 6)
+    assert info.value.partial == b"56"
+    assert isinstance(info.value, EOFError)
+    assert buf.take(10) == b"56"
+    assert buf.until(b"|", 6) == b""  # nothing left: the end of the stream

@@ -122,6 +122,21 @@ def test_get_addr_info_loopback() -> None:
     assert all(i.family in (Domain.AF_INET, Domain.AF_INET6) for i in unspec)
 
 
+def test_get_addr_info_ignores_the_port_of_raw_sockets() -> None:
+    # getaddrinfo refuses any service for SOCK_RAW ("Servname not supported");
+    # Nim ignores the port there, and so does get_addr_info.
+    for port in (0, 80, 65535):
+        infos = ns.get_addr_info("127.0.0.1", port, Domain.AF_INET, SockType.SOCK_RAW,
+                                 Protocol.IPPROTO_ICMP)
+        assert infos and all(info.sockaddr == ("127.0.0.1", 0) for info in infos)
+        assert {info.type for info in infos} == {SockType.SOCK_RAW}
+    six = ns.get_addr_info("::1", 7, Domain.AF_INET6, SockType.SOCK_RAW, Protocol.IPPROTO_ICMPV6)
+    assert six and six[0].sockaddr[:2] == ("::1", 0)
+    with pytest.raises(AddressError):
+        ns.get_addr_info("127.0.0.1", 70000, Domain.AF_INET, SockType.SOCK_RAW,
+                         Protocol.IPPROTO_ICMP)  # still a port out of range
+
+
 def test_get_addr_info_bad_input() -> None:
     with pytest.raises(socket.gaierror):
         ns.get_addr_info("nonexistent.invalid", 80)

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from twinsock._core.buffer import ReadBuffer
+from twinsock._core.deadline import check_timeout
 from twinsock._core.targets import (
     any_address,
     check_family,
@@ -47,6 +48,8 @@ class SocketBase:
         "__weakref__",
         "_buf",
         "_buffered",
+        "_bytes_sent",
+        "_default_timeout",
         "_domain",
         "_protocol",
         "_sock",
@@ -69,6 +72,8 @@ class SocketBase:
         self._protocol = _to_enum(Protocol, sock.proto)
         self._tls = None
         self._tls_context = None
+        self._default_timeout: float | None = None
+        self._bytes_sent = 0
 
     @staticmethod
     def _new_native(domain: int, sock_type: int, protocol: int, inheritable: bool) -> socket.socket:
@@ -126,8 +131,42 @@ class SocketBase:
         return self._tls is not None or self._tls_context is not None
 
     def has_data_buffered(self) -> bool:
-        """True if received bytes wait in the buffer."""
+        """True exactly when a read could return buffered bytes without waiting."""
         return bool(self._buf)
+
+    @property
+    def default_timeout(self) -> float | None:
+        """What ``timeout=None`` means for this socket's calls: seconds, or ``None``
+        (the default) to wait forever.  Setting it checks the value like a
+        ``timeout`` argument: ``math.inf`` reads back as ``None``, and values
+        beyond ``MAX_TIMEOUT`` (about 24.8 days) are clamped.
+        """
+        return self._default_timeout
+
+    @default_timeout.setter
+    def default_timeout(self, value: float | None) -> None:
+        self._default_timeout = check_timeout(value)
+
+    @property
+    def bytes_received(self) -> int:
+        """Application bytes received so far (plaintext on TLS; peeked bytes once)."""
+        return self._buf.received
+
+    @property
+    def bytes_sent(self) -> int:
+        """Application bytes handed to the OS (or the transport) so far (plaintext on TLS)."""
+        return self._bytes_sent
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        """A call's ``timeout`` argument as seconds, or ``None`` for no limit.
+
+        Called first by every method that may wait.  ``None`` is the socket's
+        ``default_timeout`` (checked when it was set); anything else is checked
+        now (``check_timeout``), before the call looks at the buffer.
+        """
+        if timeout is None:
+            return self._default_timeout
+        return check_timeout(timeout)
 
     def get_fd(self) -> int:
         """The file descriptor (-1 once closed)."""
@@ -138,18 +177,26 @@ class SocketBase:
         return self.get_fd()
 
     def _where(self) -> str:
-        """``local -> peer`` for error messages; never raises."""
+        """``local -> peer`` for error messages; never raises.
+
+        A Unix socket without a name at either end (a ``socketpair``) reads
+        ``unix fd 7 (unnamed)``: its descriptor is all that tells it apart.
+        """
         sock = self._sock
         if sock is None:
             return "(closed)"
         try:
-            local = format_endpoint(sock.getsockname())
+            name: Any = sock.getsockname()
         except OSError:
-            local = "?"
+            name = None
         try:
-            return f"{local} -> {format_endpoint(sock.getpeername())}"
+            peer: Any = sock.getpeername()
         except OSError:
-            return local
+            peer = None
+        if sock.family == socket.AF_UNIX and not name and not peer:
+            return f"unix fd {sock.fileno()} (unnamed)"
+        local = "?" if name is None else format_endpoint(name)
+        return local if peer is None else f"{local} -> {format_endpoint(peer)}"
 
     # -- binding ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from twinsock._core.data import line_to_send
 from twinsock.addresses import IPFamily, SocketAddress, is_ip_address
 from twinsock.errors import LineTooLong
 
@@ -104,7 +105,7 @@ async def serve_chat(
                 line = await client.sock.recv_line()
                 if not line:
                     break
-                data = b"\r\n" if line == b"\r\n" else line + b"\r\n"
+                data = line_to_send(line)  # the empty-line sentinel stays one line
                 for other in list(clients):
                     await deliver(other, data)
         except (OSError, LineTooLong) as exc:

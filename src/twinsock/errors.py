@@ -15,6 +15,7 @@ import ssl
 
 __all__ = [
     "AddressError",
+    "IncompleteRead",
     "LineTooLong",
     "NetError",
     "NetTimeout",
@@ -42,6 +43,20 @@ class LineTooLong(NetError, ValueError):
     def __init__(self, max_length: int, message: str | None = None) -> None:
         self.max_length = max_length
         super().__init__(message or f"line longer than max_length={max_length} bytes")
+
+
+class IncompleteRead(NetError, EOFError):
+    """The stream ended before the separator ``recv_until`` waits for.
+
+    ``partial`` holds the bytes that did arrive; they also stay in the socket's
+    buffer, so the next read returns them.
+    """
+
+    def __init__(self, partial: bytes, separator: bytes | None = None) -> None:
+        self.partial = partial
+        self.separator = separator
+        ending = "" if separator is None else f" before the separator {separator!r}"
+        super().__init__(f"the stream ended{ending} after {len(partial)} bytes")
 
 
 class SocketClosedError(NetError, OSError):

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Protocol as _TypingProtocol
 from typing import TypeVar
 
+from twinsock._core.deadline import check_timeout
 from twinsock.addresses import SockAddrTuple, check_port, parse_ip_address
 from twinsock.errors import AddressError, SocketClosedError
 
@@ -214,6 +215,9 @@ def get_addr_info(
 ) -> list[AddrInfo]:
     """Resolve ``address`` and ``port`` with ``getaddrinfo``.
 
+    For ``SOCK_RAW`` the port is checked but not used (as Nim does: the OS
+    takes no service for raw sockets), so the results carry port 0.
+
     Raises:
         socket.gaierror: resolution failed (an ``OSError``).
         AddressError: ``port`` is outside 0..65535 or not an int.
@@ -221,7 +225,9 @@ def get_addr_info(
     """
     if not isinstance(address, str):
         raise TypeError(f"address must be a str, not {type(address).__name__}")
-    valid_port = check_port(port)
+    valid_port: int | None = check_port(port)
+    if sock_type == socket.SOCK_RAW:
+        valid_port = None  # raw sockets have no ports; getaddrinfo refuses a service for them
     results: list[AddrInfo] = []
     for family, kind, proto, canonname, sockaddr in socket.getaddrinfo(
         address, valid_port, domain, sock_type, protocol, flags
@@ -507,18 +513,8 @@ def set_sock_opt_int(sock: socket.socket, level: int, optname: int, value: int) 
 _MAX_POLL_MS = 2**31 - 1
 
 
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be >= 0 or None, not {timeout!r}")
-    return None if math.isinf(timeout) else float(timeout)
-
-
 def _wait(socks: Sequence[_S], timeout: float | None, write: bool, name: str) -> list[_S]:
-    seconds = _check_timeout(timeout)
+    seconds = check_timeout(timeout)  # the sockets' rule: inf waits forever, huge is clamped
     fds = [_open_fd(sock, name) for sock in socks]
     if not fds:
         return []

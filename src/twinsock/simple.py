@@ -34,6 +34,7 @@ from typing import Any, TypeAlias, overload
 
 from twinsock import net
 from twinsock._base import SocketBase
+from twinsock._blocking.dial import dial_as
 from twinsock._core.data import as_bytes
 from twinsock._core.deadline import Deadline, check_timeout
 from twinsock._core.types import SocketFlag
@@ -251,7 +252,7 @@ def connect(target: SocketAddress | str, /, *args: Any, **kwargs: Any) -> TcpCon
 
 def _connect_address(address: SocketAddress, timeout: float | None = None) -> TcpConn:
     check_timeout(timeout)
-    return _as_conn(net.dial(address.host, address.port, timeout=timeout))
+    return _as_conn(dial_as("connect", address.host, address.port, timeout=timeout))
 
 
 def _connect_host(
@@ -272,7 +273,7 @@ def _connect_host(
     def resolve_in_family(name: str, port: int, _family: int, sock_type: int) -> Any:
         return lookup(name, port, int(want), sock_type)
 
-    return _as_conn(net.dial(host, port, timeout=timeout, resolver=resolve_in_family))
+    return _as_conn(dial_as("connect", host, port, timeout=timeout, resolver=resolve_in_family))
 
 
 def _service_port(port_or_service: int | str) -> int:

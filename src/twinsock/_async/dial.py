@@ -40,8 +40,8 @@ async def dial(
     The async twin of ``net.dial``: the same Happy Eyeballs schedule (RFC 8305)
     from the shared core, one deadline over resolution and every attempt.
     """
+    timeout = check_timeout(timeout)
     port = check_port(port)
-    check_timeout(timeout)
     sock_type = to_sock_type(Protocol(protocol))
     deadline = Deadline(timeout, "dial")
     loop = asyncio.get_running_loop()
@@ -113,6 +113,7 @@ async def wrap_connected_socket(
     ``hostname`` sets SNI and is what the certificate is checked against; a
     verifying client without one raises ``ValueError`` before any I/O.
     """
+    timeout = sock._timeout(timeout) if isinstance(sock, AsyncSocket) else check_timeout(timeout)
     server_side = prepare_wrap(ctx, sock, handshake, hostname)
     sock._loop_now()
     await sock._tls_handshake(

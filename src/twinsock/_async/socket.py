@@ -36,13 +36,19 @@ from twinsock._async.protocol import WRITE_HIGH_WATER, protocol_for
 from twinsock._async.wait import deadline_scope, resolve, until, wait_fd
 from twinsock._base import SocketBase
 from twinsock._core.buffer import BATCHED_LINE_MAX, READ_CHUNK
-from twinsock._core.data import as_bytes, check_max_length, check_size, recv_into_target
-from twinsock._core.deadline import Deadline, check_timeout
+from twinsock._core.data import (
+    as_bytes,
+    check_max_length,
+    check_separator,
+    check_size,
+    line_to_send,
+    recv_into_target,
+)
+from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
 from twinsock._core.eyeballs import Attempts
 from twinsock._core.flags import is_disconnection_error, is_peek, is_safe
 from twinsock._core.targets import check_family, format_endpoint, sockaddr_text, unix_path
 from twinsock._core.types import (
-    CRLF,
     DEFAULT_FLAGS,
     MAX_LINE_LENGTH,
     LineResult,
@@ -234,6 +240,7 @@ class AsyncSocket(SocketBase):
 
         One deadline covers resolution, every attempt and the TLS handshake.
         """
+        timeout = self._timeout(timeout)
         sock = self._open("connect")
         loop = self._loop_now()
         port = check_port(port)
@@ -258,6 +265,7 @@ class AsyncSocket(SocketBase):
 
     async def connect_unix(self, path: str, timeout: float | None = None) -> None:
         """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
+        timeout = self._timeout(timeout)
         sock = self._open("connect_unix")
         loop = self._loop_now()
         target = unix_path(sock, path)
@@ -283,6 +291,7 @@ class AsyncSocket(SocketBase):
         inheritable: bool = False,
     ) -> tuple[AsyncSocket, str]:
         """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
+        timeout = self._timeout(timeout)
         sock = self._open("accept")
         loop = self._loop_now()
         safe = is_safe(flags)
@@ -320,16 +329,18 @@ class AsyncSocket(SocketBase):
     ) -> bytes:
         """Read a line (SPEC section 5): without its terminator, ``b"\\r\\n"`` for an
         empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
-        ready = self._buf.ready
-        if ready and flags is DEFAULT_FLAGS and self._reader is None:
-            if max_length >= BATCHED_LINE_MAX:
-                return ready.pop() or CRLF
-            line = ready.pop()
-            if len(line) <= max_length:
-                return line or CRLF
-            ready.append(line)
+        ready = self._buf.ready  # lines as recv_line returns them, none too long
+        if (
+            ready
+            and flags is DEFAULT_FLAGS
+            and self._reader is None
+            and (timeout is None or is_valid_timeout(timeout))
+            and max_length >= BATCHED_LINE_MAX
+        ):
+            return ready.pop()
         # The slow path is inline (not a helper coroutine): every wait resumes
         # through one frame fewer, which the echo benchmark measures.
+        timeout = self._timeout(timeout)
         self._begin_read("recv_line")
         try:
             if max_length.__class__ is not int or max_length < 0:
@@ -368,6 +379,8 @@ class AsyncSocket(SocketBase):
         max_length: int = MAX_LINE_LENGTH,
     ) -> None:
         """``recv_line`` into ``buffer`` (a bytearray, cleared first)."""
+        if timeout is not None:
+            check_timeout(timeout)
         if not isinstance(buffer, bytearray):
             raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
         line = await self.recv_line(timeout, flags, max_length)
@@ -381,6 +394,7 @@ class AsyncSocket(SocketBase):
         max_length: int = MAX_LINE_LENGTH,
     ) -> LineResult:
         """Read a line without sentinels; a timeout gives ``ReadLineResult.NONE``."""
+        timeout = self._timeout(timeout)
         self._open("read_line")
         max_length = check_max_length(max_length)
         peek = is_peek(flags)
@@ -411,13 +425,14 @@ class AsyncSocket(SocketBase):
             and size.__class__ is int
             and self._reader is None
             and self._sock is not None
+            and (timeout is None or is_valid_timeout(timeout))
             and 0 < size <= len(buf)
         ):
             return buf.take(size)
+        timeout = self._timeout(timeout)
         self._open("recv")
         size = check_size(size)
         peek = is_peek(flags)  # bad flags fail before any wait
-        check_timeout(timeout)
         if size == 0:
             return b""
         with self._reading("recv"):
@@ -435,6 +450,7 @@ class AsyncSocket(SocketBase):
         flags: SocketFlag = DEFAULT_FLAGS,
     ) -> int:
         """Like ``recv``, into a writable buffer."""
+        timeout = self._timeout(timeout)
         self._open("recv_into")
         view = recv_into_target(buffer, size)
         size = len(view)
@@ -442,7 +458,6 @@ class AsyncSocket(SocketBase):
             return 0
         buf = self._buf
         peek = is_peek(flags)  # bad flags fail before any wait
-        check_timeout(timeout)
         with self._reading("recv_into"):
             await self._fill_to(size, timeout, flags, "recv_into")
             if peek:
@@ -457,6 +472,7 @@ class AsyncSocket(SocketBase):
 
     async def skip(self, size: int, timeout: float | None = None) -> int:
         """Discard up to ``size`` bytes (fewer only at end of stream); return how many."""
+        timeout = self._timeout(timeout)
         self._open("skip")
         size = check_size(size)
         buf = self._buf
@@ -474,6 +490,7 @@ class AsyncSocket(SocketBase):
         self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> tuple[bytes, str, int]:
         """Receive one datagram: data (truncated to ``size``), sender address, port."""
+        timeout = self._timeout(timeout)
         sock = self._open("recv_from")
         loop = self._loop_now()
         size = check_size(size)
@@ -486,8 +503,37 @@ class AsyncSocket(SocketBase):
                 except BlockingIOError:
                     await wait_fd(loop, sock, False, deadline, self)
                     continue
+                self._buf.received += len(data)
                 host, port = sockaddr_text(sockaddr) if sockaddr is not None else ("", 0)
                 return data, host, port
+
+    async def recv_until(
+        self,
+        separator: Any,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        max_length: int = MAX_LINE_LENGTH,
+    ) -> bytes:
+        """Read up to and including ``separator``; ``b""`` at end of stream with
+        nothing buffered.  Raises ``LineTooLong``, ``IncompleteRead`` (the bytes
+        stay buffered), ``NetTimeout`` (see ``Socket.recv_until``)."""
+        timeout = self._timeout(timeout)
+        self._open("recv_until")
+        separator = check_separator(separator)
+        max_length = check_max_length(max_length)
+        peek = is_peek(flags)
+        buf = self._buf
+        with self._reading("recv_until"):
+            deadline = None
+            while True:
+                got = buf.until(separator, max_length, peek=peek)
+                if got is not None:
+                    if not got:
+                        self._raise_read_error(flags)
+                    return got
+                if deadline is None:
+                    deadline = Deadline(timeout, "recv_until")
+                await self._wait_data(deadline, 0, max_length + len(separator))
 
     # -- sending -------------------------------------------------------------------------
 
@@ -496,6 +542,7 @@ class AsyncSocket(SocketBase):
     ) -> None:
         """Send all of ``data``; returns once it is handed to the OS or queued below
         ``WRITE_HIGH_WATER``.  A broken connection raises."""
+        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
         transport = self._transport
         if data.__class__ is not bytes:
             data = as_bytes(data)
@@ -596,12 +643,22 @@ class AsyncSocket(SocketBase):
                 while True:
                     try:
                         sock.sendto(payload, _NOSIGNAL, sockaddr)
+                        self._bytes_sent += len(payload)
                         return
                     except BlockingIOError:
                         await wait_fd(loop, sock, True, deadline, self)
             except OSError as exc:
                 attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
         raise attempts.final_error(f"send_to {address}")
+
+    async def send_line(
+        self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
+    ) -> None:
+        """Send ``data`` and ``b"\\r\\n"``; the empty-line sentinel ``b"\\r\\n"`` that
+        ``recv_line`` returns goes out as one ``b"\\r\\n"``."""
+        if timeout is not None:
+            check_timeout(timeout)
+        await self.send(line_to_send(data), flags, timeout)
 
     async def _send_datagram(self, data: Any, timeout: float | None) -> None:
         sock = self._open("send")
@@ -610,6 +667,7 @@ class AsyncSocket(SocketBase):
         while True:
             try:
                 sock.send(data, _NOSIGNAL)
+                self._bytes_sent += len(data)
                 return
             except BlockingIOError:
                 await wait_fd(loop, sock, True, deadline, self)
@@ -722,6 +780,7 @@ class AsyncSocket(SocketBase):
     ) -> None:
         """Hand ``data`` to the transport, encrypted first on a TLS socket."""
         transport.write(data if self._tls is None else self._tls.encrypt(data))
+        self._bytes_sent += len(data)
 
     def _tls_queue_close_notify(self, transport: asyncio.Transport) -> None:
         _tls_async.queue_close_notify(self, transport)

@@ -105,7 +105,7 @@ async def handshake(
         raise SslError("the socket is not wrapped in a TLS context")
     transport = await owner._attached(deadline.operation)
     engine = TlsEngine(context, server_side=server_side, server_hostname=hostname)
-    early = owner._buf.take(len(owner._buf))  # ciphertext that arrived before wrapping
+    early = owner._buf.withdraw()  # ciphertext that arrived before wrapping
     owner._tls = engine
     if early:
         engine.receive(early)

@@ -25,7 +25,7 @@ from twinsock.addresses import IpAddress, check_port, parse_ip_address
 from twinsock.nativesockets import Protocol, to_sock_type
 from twinsock.tls import HandshakeType, SslContext
 
-__all__ = ["dial", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket"]
+__all__ = ["dial", "dial_as", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket"]
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
@@ -49,14 +49,28 @@ def dial(
     When every attempt fails, the last attempt's ``OSError`` is raised with
     one note per attempt.
     """
+    return dial_as("dial", address, port, protocol, buffered, timeout, resolver)
+
+
+def dial_as(
+    operation: str,
+    address: str,
+    port: int,
+    protocol: Protocol | int = Protocol.IPPROTO_TCP,
+    buffered: bool = True,
+    timeout: float | None = None,
+    resolver: Resolver | None = None,
+) -> Socket:
+    """``dial``, with errors and timeouts naming ``operation`` (``simple.connect``
+    says ``connect``, not the name of this helper)."""
+    timeout = check_timeout(timeout)
     port = check_port(port)
-    check_timeout(timeout)
     sock_type = to_sock_type(Protocol(protocol))
-    deadline = Deadline(timeout, "dial")
+    deadline = Deadline(timeout, operation)
     targets = interleave(
         resolve(address, port, socket.AF_UNSPEC, sock_type, deadline, resolver or getaddrinfo)
     )
-    winner = _race(targets, sock_type, int(protocol), deadline, f"dial {address}:{port}")
+    winner = _race(targets, sock_type, int(protocol), deadline, f"{operation} {address}:{port}")
     return Socket.from_native(winner, buffered=buffered)
 
 
@@ -104,7 +118,7 @@ def _race(
                 sock.close()
                 attempts.failed(target, OSError(code, os.strerror(code)), time.monotonic())
             if winner is None and deadline.expired():
-                error = deadline.error(describe.removeprefix("dial "))
+                error = deadline.error(describe.removeprefix(f"{deadline.operation} "))
                 raise attempts.timed_out(error, list(racing.values()))
     finally:
         for sock in racing:
@@ -133,6 +147,7 @@ def wrap_connected_socket(
     ``hostname`` sets SNI and is what the certificate is checked against; a
     verifying client without one raises ``ValueError`` before any I/O.
     """
+    timeout = sock._timeout(timeout) if isinstance(sock, Socket) else check_timeout(timeout)
     server_side = prepare_wrap(ctx, sock, handshake, hostname)
     sock._tls_handshake(
         Deadline(timeout, "wrap_connected_socket"), server_side=server_side, hostname=hostname

@@ -20,14 +20,20 @@ from typing import Any
 
 from twinsock._base import SocketBase
 from twinsock._blocking.wait import wait_readable, wait_writable
-from twinsock._core.buffer import BATCHED_LINE_MAX, READ_CHUNK
-from twinsock._core.data import as_bytes, check_max_length, check_size, recv_into_target
-from twinsock._core.deadline import Deadline
+from twinsock._core.buffer import BATCHED_LINE_MAX, MAX_READ, READ_CHUNK
+from twinsock._core.data import (
+    as_bytes,
+    check_max_length,
+    check_separator,
+    check_size,
+    line_to_send,
+    recv_into_target,
+)
+from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
 from twinsock._core.eyeballs import Attempts
 from twinsock._core.flags import is_disconnection_error, is_peek, is_safe
 from twinsock._core.targets import check_family, format_endpoint, sockaddr_text, unix_path
 from twinsock._core.types import (
-    CRLF,
     DEFAULT_FLAGS,
     MAX_LINE_LENGTH,
     LineResult,
@@ -104,6 +110,7 @@ class Socket(SocketBase):
 
         One deadline covers resolution, every attempt and the TLS handshake.
         """
+        timeout = self._timeout(timeout)
         sock = self._open("connect")
         port = check_port(port)
         deadline = Deadline(timeout, "connect")
@@ -127,6 +134,7 @@ class Socket(SocketBase):
 
     def connect_unix(self, path: str, timeout: float | None = None) -> None:
         """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
+        timeout = self._timeout(timeout)
         sock = self._open("connect_unix")
         target = unix_path(sock, path)
         _connect_native(sock, target, Deadline(timeout, "connect_unix"))
@@ -147,6 +155,7 @@ class Socket(SocketBase):
         inheritable: bool = False,
     ) -> tuple[Socket, str]:
         """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
+        timeout = self._timeout(timeout)
         sock = self._open("accept")
         safe = is_safe(flags)
         deadline = Deadline(timeout, "accept")
@@ -182,17 +191,18 @@ class Socket(SocketBase):
     ) -> bytes:
         """Read a line (SPEC section 5): without its terminator, ``b"\\r\\n"`` for an
         empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
-        ready = self._buf.ready
-        if ready and flags is DEFAULT_FLAGS:
-            if max_length >= BATCHED_LINE_MAX:
-                return ready.pop() or CRLF
-            line = ready.pop()
-            if len(line) <= max_length:
-                return line or CRLF
-            ready.append(line)
+        ready = self._buf.ready  # lines as recv_line returns them, none too long
+        if (
+            ready
+            and flags is DEFAULT_FLAGS
+            and (timeout is None or is_valid_timeout(timeout))
+            and max_length >= BATCHED_LINE_MAX
+        ):
+            return ready.pop()
         return self._recv_line(timeout, flags, max_length)
 
     def _recv_line(self, timeout: float | None, flags: SocketFlag, max_length: int) -> bytes:
+        timeout = self._timeout(timeout)
         if self._sock is None:
             raise SocketClosedError("recv_line")
         if max_length.__class__ is not int or max_length < 0:
@@ -224,6 +234,8 @@ class Socket(SocketBase):
         max_length: int = MAX_LINE_LENGTH,
     ) -> None:
         """``recv_line`` into ``buffer`` (a bytearray, cleared first)."""
+        if timeout is not None:
+            check_timeout(timeout)
         if not isinstance(buffer, bytearray):
             raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
         line = self.recv_line(timeout, flags, max_length)
@@ -237,6 +249,7 @@ class Socket(SocketBase):
         max_length: int = MAX_LINE_LENGTH,
     ) -> LineResult:
         """Read a line without sentinels; a timeout gives ``ReadLineResult.NONE``."""
+        timeout = self._timeout(timeout)
         self._open("read_line")
         max_length = check_max_length(max_length)
         peek = is_peek(flags)
@@ -258,26 +271,25 @@ class Socket(SocketBase):
         self, size: int, timeout: float | None = None, flags: SocketFlag = DEFAULT_FLAGS
     ) -> bytes:
         """Buffered: wait for ``size`` bytes (short only at end of stream).
-        Unbuffered: what the OS has, at least one byte; ``b""`` at end of stream."""
+        Unbuffered: what the OS has, at least one byte; ``b""`` at end of stream.
+        Memory grows with what arrives, never with ``size``."""
         buf = self._buf
         if (
             flags is DEFAULT_FLAGS
             and size.__class__ is int
             and self._buffered
             and self._sock is not None
+            and (timeout is None or is_valid_timeout(timeout))
             and 0 < size <= len(buf)
         ):
             return buf.take(size)
+        timeout = self._timeout(timeout)
         self._open("recv")
         size = check_size(size)
         if size == 0:
             return b""
         if not self._buffered and not buf and not is_peek(flags) and self._tls is None:
             return self._recv_direct(size, Deadline(timeout, "recv"), is_safe(flags))
-        if size > 2 * READ_CHUNK and not is_peek(flags):
-            out = bytearray(size)
-            n = self.recv_into(out, size, timeout, flags)
-            return bytes(memoryview(out)[:n])
         self._fill_to(size, Deadline(timeout, "recv"), flags)
         return buf.peek(size) if is_peek(flags) else buf.take(size)
 
@@ -289,6 +301,7 @@ class Socket(SocketBase):
         flags: SocketFlag = DEFAULT_FLAGS,
     ) -> int:
         """Like ``recv``, into a writable buffer; large reads skip the read buffer."""
+        timeout = self._timeout(timeout)
         sock = self._open("recv_into")
         view = recv_into_target(buffer, size)
         size = len(view)
@@ -317,6 +330,7 @@ class Socket(SocketBase):
                     if not got:
                         buf.feed_eof()
                         break
+                    buf.received += got
                     n += got
                     if not self._buffered:
                         break
@@ -333,6 +347,7 @@ class Socket(SocketBase):
 
     def skip(self, size: int, timeout: float | None = None) -> int:
         """Discard up to ``size`` bytes (fewer only at end of stream); return how many."""
+        timeout = self._timeout(timeout)
         self._open("skip")
         size = check_size(size)
         buf = self._buf
@@ -349,6 +364,7 @@ class Socket(SocketBase):
         self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> tuple[bytes, str, int]:
         """Receive one datagram: data (truncated to ``size``), sender address, port."""
+        timeout = self._timeout(timeout)
         sock = self._open("recv_from")
         size = check_size(size)
         os_flags = socket.MSG_PEEK if is_peek(flags) else 0
@@ -362,8 +378,41 @@ class Socket(SocketBase):
             except BlockingIOError:
                 wait_readable(sock, deadline, self._where())
                 continue
+            self._buf.received += len(data)
             host, port = sockaddr_text(sockaddr) if sockaddr is not None else ("", 0)
             return data, host, port
+
+    def recv_until(
+        self,
+        separator: Any,
+        timeout: float | None = None,
+        flags: SocketFlag = DEFAULT_FLAGS,
+        max_length: int = MAX_LINE_LENGTH,
+    ) -> bytes:
+        """Read up to and including ``separator`` (non-empty bytes); ``b""`` at end
+        of stream with nothing buffered.
+
+        Raises:
+            LineTooLong: more than ``max_length`` bytes came before the
+                separator (nothing is consumed).
+            IncompleteRead: the stream ended without the separator; the bytes
+                stay buffered (``partial`` holds a copy).
+            NetTimeout: the separator did not arrive in time (nothing consumed).
+        """
+        timeout = self._timeout(timeout)
+        self._open("recv_until")
+        separator = check_separator(separator)
+        max_length = check_max_length(max_length)
+        peek, safe = is_peek(flags), is_safe(flags)
+        buf = self._buf
+        deadline = None
+        while True:
+            got = buf.until(separator, max_length, peek=peek)
+            if got is not None:
+                return got
+            if deadline is None:
+                deadline = Deadline(timeout, "recv_until")
+            self._fill(deadline, safe)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -371,6 +420,7 @@ class Socket(SocketBase):
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
         """Send all of ``data`` (bytes-like or str); a broken connection raises."""
+        timeout = self._default_timeout if timeout is None else check_timeout(timeout)
         sock = self._sock
         if sock is None:
             raise self._closed("send")
@@ -382,6 +432,8 @@ class Socket(SocketBase):
             sock.sendall(data, _NOSIGNAL)
         else:
             self._send_before(sock, data, Deadline(timeout, "send"))
+            return  # counted as it goes
+        self._bytes_sent += len(data)
 
     def try_send(self, data: Any) -> bool:
         """``send`` that returns ``False`` instead of raising an ``OSError``."""
@@ -407,10 +459,20 @@ class Socket(SocketBase):
             attempts.next_target(time.monotonic())
             try:
                 sock.sendto(payload, _NOSIGNAL, sockaddr)
+                self._bytes_sent += len(payload)
                 return
             except OSError as exc:
                 attempts.failed(format_endpoint(sockaddr), exc, time.monotonic())
         raise attempts.final_error(f"send_to {address}")
+
+    def send_line(
+        self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
+    ) -> None:
+        """Send ``data`` and ``b"\\r\\n"``; the empty-line sentinel ``b"\\r\\n"`` that
+        ``recv_line`` returns goes out as one ``b"\\r\\n"``."""
+        if timeout is not None:
+            check_timeout(timeout)
+        self.send(line_to_send(data), flags, timeout)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -460,15 +522,19 @@ class Socket(SocketBase):
 
     def _recv_direct(self, size: int, deadline: Deadline, safe: bool) -> bytes:
         sock = self._open("recv")
+        size = min(size, MAX_READ)  # the OS call allocates what it is asked for
         try:
             if deadline.timeout is None:
-                return sock.recv(size)
-            return self._recv_before(sock, size, deadline)
+                data = sock.recv(size)
+            else:
+                data = self._recv_before(sock, size, deadline)
         except OSError as exc:
             if safe and is_disconnection_error(DEFAULT_FLAGS, exc):
                 self._buf.feed_eof()
                 return b""
             raise
+        self._buf.received += len(data)
+        return data
 
     def _recv_into_direct(self, sock: socket.socket, view: memoryview, deadline: Deadline,
                           safe: bool) -> int:
@@ -499,15 +565,18 @@ class Socket(SocketBase):
     def _send_before(self, sock: socket.socket, data: Any, deadline: Deadline) -> None:
         view = memoryview(data).cast("B")
         sent = 0
-        while sent < len(view):
-            try:
-                sent += sock.send(view[sent:], _DONTWAIT | _NOSIGNAL)
-            except BlockingIOError:
+        try:
+            while sent < len(view):
                 try:
-                    wait_writable(sock, deadline, self._where())
-                except NetTimeout as exc:
-                    exc.add_note(f"{sent} of {len(view)} bytes were handed to the OS")
-                    raise
+                    sent += sock.send(view[sent:], _DONTWAIT | _NOSIGNAL)
+                except BlockingIOError:
+                    try:
+                        wait_writable(sock, deadline, self._where())
+                    except NetTimeout as exc:
+                        exc.add_note(f"{sent} of {len(view)} bytes were handed to the OS")
+                        raise
+        finally:
+            self._bytes_sent += sent
 
     # -- TLS hooks (filled in by twinsock.tls wiring) ------------------------------------
 

@@ -12,26 +12,41 @@ merged geometrically on arrival, so their count stays small).  Sized reads
 and peeks join what they need.
 
 Line reading is batched: once a line has been found, the following complete
-lines inside a window are split in one go (``bytes.split`` runs in C) and put,
-already stripped of their ``\\r\\n``, in ``ready`` in reverse order.  The
-shells pop from ``ready`` directly (the fast lane) and fall back to
-``recv_line`` here when it is empty.  Any other operation first *settles* the
-batch: it turns "how many lines of the batch were popped" back into a byte
-position.  The window starts small and grows only while whole batches are
-consumed by line reads, so protocols that alternate lines and sized reads
-never pay for splitting data they will not read as lines.
+lines inside a window are split in one go (``bytes.split`` runs in C) and put
+in ``ready`` in reverse order, exactly as ``recv_line`` returns them: without
+their terminator, an empty line as ``b"\\r\\n"``.  CRLF lines split about as
+fast as LF lines: ``bytes.splitlines`` ends lines at ``\\r\\n`` in one pass,
+and the total length of the lines tells whether every line ended so (a lone
+``\\r``, which is data, or a lone ``\\n`` takes the exact slow split).  The
+shells pop from ``ready`` directly (the fast lane) when they need no flags,
+no wait and no length check, and otherwise call ``recv_line`` here, which
+pops too when it can.  Any other operation first *settles* the batch: it
+turns "how many lines of the batch were popped" back into a byte position.
+The window starts small and grows only while whole batches are consumed by
+line reads, so protocols that alternate lines and sized reads never pay for
+splitting data they will not read as lines.
+
+``until`` (``recv_until``) finds an arbitrary separator in the pieces as
+they lie, also across piece boundaries, and remembers how far it searched,
+so a record that trickles in is searched once.  ``received`` counts every
+byte that ever entered (the sockets' ``bytes_received``).
 """
 
 from __future__ import annotations
 
 from twinsock._core.types import CRLF, LineResult, ReadLineResult
-from twinsock.errors import LineTooLong
+from twinsock.errors import IncompleteRead, LineTooLong
 
-__all__ = ["BATCHED_LINE_MAX", "READ_CHUNK", "ReadBuffer"]
+__all__ = ["BATCHED_LINE_MAX", "MAX_READ", "READ_CHUNK", "ReadBuffer"]
 
 #: How much the async protocol and the TLS pumps ask the operating system for
 #: at a time (the blocking shell's plain reads use ``net._FILL_SIZE``).
 READ_CHUNK = 65536
+
+#: The most one receive asks the operating system for, whatever ``size`` the
+#: caller passed: the call allocates what it asks for, and a peer-chosen
+#: ``recv(2**31)`` must not allocate 2 GiB (memory grows with what arrives).
+MAX_READ = 1 << 20
 
 _SMALL_WINDOW = 256
 _MAX_WINDOW = 131072
@@ -39,7 +54,7 @@ _MAX_MERGED_CHUNK = 65536
 
 #: No line in ``ReadBuffer.ready`` is longer than this (a batch never spans more
 #: than the largest window), so a reader whose ``max_length`` is at least this
-#: may pop without measuring the line.
+#: may pop without measuring the line (``ReadBuffer.recv_line`` measures).
 BATCHED_LINE_MAX = _MAX_WINDOW
 
 
@@ -56,9 +71,13 @@ class ReadBuffer:
         "_data",
         "_pos",
         "_scanned",
+        "_sep",
+        "_sep_base",
+        "_sep_checked",
         "_window",
         "eof",
         "ready",
+        "received",
     )
 
     def __init__(self) -> None:
@@ -70,9 +89,11 @@ class ReadBuffer:
         # While the unread part of _data holds no newline: how many chunks
         # are known to hold none either (a trickling line is never rescanned).
         self._chunks_scanned = 0
-        #: Complete lines split in advance, last line first.  Shells may pop from
-        #: the end when they need no flags; see the module docstring.  Each batch
-        #: installs a new list, so read the attribute on every call.
+        #: Complete lines split in advance, last line first, as ``recv_line``
+        #: returns them (an empty line is ``CRLF``).  Shells may pop from the end
+        #: when they need no flags, no wait and ``max_length >= BATCHED_LINE_MAX``;
+        #: see the module docstring.  Each batch installs a new list, so read the
+        #: attribute on every call.
         self.ready: list[bytes] = []
         self._batch_n = 0  # lines in the outstanding batch (0: none)
         self._batch_end = 0  # offset just past the batch's last newline
@@ -80,6 +101,15 @@ class ReadBuffer:
         self._window = _SMALL_WINDOW
         #: True once the peer ended the stream (or a disconnection was absorbed).
         self.eof = False
+        #: Bytes that entered the buffer so far; shells add the bytes they read
+        #: past it (large ``recv_into`` requests, datagrams).
+        self.received = 0
+        # How far ``until`` searched: for separator _sep, no match starts in the
+        # first _sep_checked unread bytes, as long as the unread data still
+        # starts at stream offset _sep_base (received - unread).
+        self._sep = b""
+        self._sep_base = -1
+        self._sep_checked = 0
 
     # -- receiving -----------------------------------------------------------
 
@@ -89,6 +119,7 @@ class ReadBuffer:
             chunks = self._chunks
             chunks.append(data)
             self._chunks_len += len(data)
+            self.received += len(data)
             if len(chunks) > 1:
                 self._merge_small_chunks()
         return len(self._data) - self._pos + self._chunks_len
@@ -106,8 +137,16 @@ class ReadBuffer:
             self._pos = 0
             self._scanned = 0
 
+    def withdraw(self) -> bytes:
+        """Consume everything unread and take it out of ``received``: bytes that
+        turned out not to be application data (TLS records that arrived before
+        the handshake began)."""
+        data = self.take(len(self))
+        self.received -= len(data)
+        return data
+
     def clear(self) -> None:
-        """Drop everything (the socket was closed)."""
+        """Drop everything (the socket was closed); ``received`` keeps its count."""
         self._settle()
         self.ready = []
         self._data = b""
@@ -123,7 +162,11 @@ class ReadBuffer:
         return len(self._data) - self._pos + self._chunks_len
 
     def __bool__(self) -> bool:
-        return bool(self.ready) or self._pos < len(self._data) or self._chunks_len > 0
+        """True exactly when unread bytes are buffered."""
+        if self.ready or self._chunks_len:
+            return True
+        # While a batch is out and used up, _pos still marks its start.
+        return (self._batch_end if self._batch_n else self._pos) < len(self._data)
 
     def size_hint(self) -> int:
         """The unread byte count, cheaply: exact, or larger while a batch of lines
@@ -169,6 +212,11 @@ class ReadBuffer:
     def recv_line(self, max_length: int, *, peek: bool = False) -> bytes | None:
         """``recv_line``'s answer: the line (``b"\\r\\n"`` if empty), ``b""`` at end of
         stream (a partial line stays buffered), or ``None``: wait for more data."""
+        ready = self.ready
+        if ready and not peek:
+            batched = ready[-1]
+            if batched is CRLF or len(batched) <= max_length:
+                return ready.pop()
         if self._chunks and not (peek or self._batch_n) and self._scanned >= len(self._data):
             line = self._line_from_chunks(max_length)  # the echo case, one call sooner
         else:
@@ -188,6 +236,38 @@ class ReadBuffer:
             partial = self.peek(len(self)) if peek else self.take(len(self))
             return LineResult(ReadLineResult.PARTIAL_LINE, partial)
         return LineResult(ReadLineResult.DISCONNECTED, b"")
+
+    def until(self, separator: bytes, max_length: int, *, peek: bool = False) -> bytes | None:
+        """``recv_until``'s answer: the bytes up to and including ``separator``
+        (non-empty), ``b""`` at end of stream with nothing buffered, or ``None``:
+        wait for more data.
+
+        Raises:
+            LineTooLong: more than ``max_length`` bytes precede the separator,
+                or are known to (nothing is consumed).
+            IncompleteRead: the stream ended without the separator; the bytes
+                stay buffered.
+        """
+        self._settle()
+        n = len(separator)
+        unread = len(self._data) - self._pos + self._chunks_len
+        base = self.received - unread  # the stream offset of the first unread byte
+        start = self._sep_checked if base == self._sep_base and separator == self._sep else 0
+        stop = max_length + n  # a separator that ends later comes too late
+        i = self._find(separator, start, stop)
+        if i < 0:
+            self._sep, self._sep_base = separator, base
+            # A match may still start in the last n - 1 bytes, once more arrive.
+            self._sep_checked = max(start, min(unread, stop) - n + 1)
+            if unread >= stop:
+                raise LineTooLong(max_length, f"no separator within max_length={max_length} bytes")
+            if not self.eof:
+                return None
+            if not unread:
+                return b""
+            raise IncompleteRead(self.peek(unread), separator)
+        end = i + n
+        return self.peek(end) if peek else self.take(end)
 
     def has_line_end(self) -> bool:
         """True if a complete line is buffered (cheap when one was split already)."""
@@ -236,6 +316,43 @@ class ReadBuffer:
         return n
 
     # -- internals --------------------------------------------------------------
+
+    def _find(self, separator: bytes, start: int, stop: int) -> int:
+        """Where ``separator`` first starts in the unread bytes (offsets relative to
+        the first of them), searching matches that start at ``start`` or later
+        and end by ``stop``; -1 if there is none.  Nothing is joined: each piece
+        is searched in place, and the last ``n - 1`` bytes before a piece
+        (``carry``) catch a separator split across pieces."""
+        n = len(separator)
+        data, pos = self._data, self._pos
+        head = len(data) - pos
+        carry = b""
+        if start < head:
+            i = data.find(separator, pos + start, pos + stop)
+            if i >= 0:
+                return i - pos
+            if n > 1:
+                carry = data[max(pos + start, len(data) - n + 1) :]
+        offset = head
+        for chunk in self._chunks:
+            size = len(chunk)
+            if offset >= stop:
+                break
+            if offset + size <= start:
+                offset += size
+                continue
+            if carry:
+                j = (carry + chunk[: n - 1]).find(separator)
+                if 0 <= j < len(carry):
+                    found = offset - len(carry) + j
+                    return found if found + n <= stop else -1
+            i = chunk.find(separator, max(0, start - offset), stop - offset)
+            if i >= 0:
+                return offset + i
+            if n > 1:
+                carry = chunk[size - n + 1 :] if size >= n - 1 else (carry + chunk)[1 - n :]
+            offset += size
+        return -1
 
     def _join(self) -> None:
         """Merge the received chunks into ``_data``, dropping consumed bytes."""
@@ -326,20 +443,31 @@ class ReadBuffer:
         if end <= start:
             return
         size = len(data)
-        if limit >= size and data.find(b"\n") + 1 == start and b"\r" not in data:
+        lines: list[bytes] | None = None
+        if limit >= size and data.find(b"\n") + 1 == start:
             # The batch is all of the data but its first line and its tail:
             # split the data itself rather than a copy of the segment.
-            lines = data.split(b"\n")
-            lines.pop()  # the tail after the last newline
-            lines.reverse()
-            lines.pop()  # the line before ``start``, already consumed
-        else:
+            if b"\r" not in data:
+                lines = data.split(b"\n")
+                lines.pop()  # the tail after the last newline
+            else:
+                lines = _crlf_lines(data, end)
+            if lines is not None:
+                lines.reverse()
+                lines.pop()  # the line before ``start``, already consumed
+        if lines is None:
             segment = data[start:end]
-            if b"\r" in segment:
-                segment = segment.replace(b"\r\n", b"\n")
-            lines = segment.split(b"\n")
-            lines.pop()  # the empty piece after the last newline
+            if b"\r" not in segment:
+                lines = segment.split(b"\n")
+                lines.pop()  # the empty piece after the last newline
+            else:
+                lines = _crlf_lines(segment, len(segment))
+                if lines is None:  # a lone "\r" or "\n" somewhere: the exact way
+                    lines = segment.replace(b"\r\n", b"\n").split(b"\n")
+                    lines.pop()
             lines.reverse()
+        if not all(lines):
+            lines = [line or CRLF for line in lines]
         self.ready = lines
         self._batch_n = len(lines)
         self._batch_end = end
@@ -374,3 +502,27 @@ class ReadBuffer:
         if left:
             self.ready = []
         self._batch_n = 0
+
+
+def _crlf_lines(data: bytes, end: int) -> list[bytes] | None:
+    """The lines of ``data[:end]`` (which ends a line) and its tail, if every line
+    ends in ``"\\r\\n"``; else ``None``.
+
+    ``bytes.splitlines`` ends lines at ``"\\r\\n"`` in one C pass, almost as
+    fast as ``split``, but also at a lone ``"\\r"`` (data, SPEC section 5) or a
+    lone ``"\\n"``, each one byte long: the lines and two bytes per terminator
+    add up to the data exactly when there is none.  (Their total length comes
+    from ``join``, a C loop and a copy, measured cheaper than
+    ``sum(map(len, lines))`` and than counting ``"\\n"``.)  The tail after
+    ``end``, if any, is one more line without a terminator, provided it holds
+    no ``"\\r"``.
+    """
+    lines = data.splitlines()
+    tail = len(data) > end
+    if tail and data.find(b"\r", end) >= 0:
+        return None
+    if len(b"".join(lines)) + 2 * (len(lines) - tail) != len(data):
+        return None
+    if tail:
+        lines.pop()
+    return lines

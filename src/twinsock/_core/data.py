@@ -1,11 +1,20 @@
-"""Argument checks shared by both shells, so both reject bad input alike."""
+"""Argument checks and data rules shared by both shells, so both behave alike."""
 
 from __future__ import annotations
 
 import operator
 from typing import Any
 
-__all__ = ["as_bytes", "check_max_length", "check_size", "recv_into_target"]
+from twinsock._core.types import CRLF
+
+__all__ = [
+    "as_bytes",
+    "check_max_length",
+    "check_separator",
+    "check_size",
+    "line_to_send",
+    "recv_into_target",
+]
 
 
 def as_bytes(data: Any) -> bytes | bytearray | memoryview:
@@ -22,6 +31,36 @@ def as_bytes(data: Any) -> bytes | bytearray | memoryview:
         raise TypeError(
             f"data to send must be bytes-like or str, not {type(data).__name__}"
         ) from None
+
+
+def line_to_send(data: Any) -> bytes:
+    """What ``send_line(data)`` sends: ``data`` and ``b"\\r\\n"``.
+
+    The empty-line sentinel ``b"\\r\\n"`` that ``recv_line`` returns goes out
+    as one ``b"\\r\\n"``, so relaying ``recv_line`` results keeps every line as
+    it was.  ``str`` is encoded as UTF-8.
+    """
+    if data.__class__ is not bytes:
+        data = as_bytes(data)
+    if data == CRLF:
+        return CRLF
+    return b"".join((data, CRLF))
+
+
+def check_separator(separator: Any) -> bytes:
+    """A ``recv_until`` separator: non-empty bytes-like (``str`` is refused: the
+    bytes on the wire are what is searched)."""
+    if separator.__class__ is not bytes:
+        try:
+            if isinstance(separator, str):
+                raise TypeError
+            separator = memoryview(separator).tobytes()
+        except TypeError:
+            kind = type(separator).__name__
+            raise TypeError(f"separator must be bytes-like, not {kind}") from None
+    if not separator:
+        raise ValueError("separator must not be empty")
+    return bytes(separator)
 
 
 def check_size(size: Any, name: str = "size") -> int:

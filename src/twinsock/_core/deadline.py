@@ -1,8 +1,12 @@
 """Deadlines: one time limit for a whole call, however many waits it makes.
 
-A ``Deadline`` is created when a call first has to wait, from the call's
-``timeout`` argument.  Each wait asks ``remaining()``; when it reaches zero
-the shell raises ``error()``, a ``NetTimeout`` naming the operation.
+A call first turns its ``timeout`` argument into seconds or ``None`` (no
+limit): ``None`` stands for the socket's ``default_timeout``, ``math.inf``
+for no limit, and a value beyond ``MAX_TIMEOUT`` is clamped to it (the
+longest wait ``poll`` takes), so no wait ever overflows.  Bad values are
+refused before the call does anything else.  A ``Deadline`` is created when
+the call first has to wait.  Each wait asks ``remaining()``; when it reaches
+zero the shell raises ``error()``, a ``NetTimeout`` naming the operation.
 ``timeout=0`` means "do not wait": the call still takes what is already
 available, then times out.
 """
@@ -14,18 +18,56 @@ import time
 
 from twinsock.errors import NetTimeout
 
-__all__ = ["HANDSHAKE_TIMEOUT", "Deadline", "accept_handshake_deadline", "check_timeout"]
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "MAX_TIMEOUT",
+    "Deadline",
+    "accept_handshake_deadline",
+    "check_timeout",
+    "is_valid_timeout",
+]
+
+#: The longest time limit a call keeps (seconds, about 24.8 days): ``poll``
+#: takes at most 2**31 - 1 milliseconds.  Larger finite timeouts are clamped to
+#: it; ``math.inf`` means no limit.
+MAX_TIMEOUT = float((2**31 - 1) // 1000)
 
 
 def check_timeout(timeout: float | None) -> float | None:
-    """Validate a ``timeout`` argument: ``None`` or a finite number >= 0."""
+    """A ``timeout`` argument as seconds, or ``None`` for no limit.
+
+    ``None`` and ``math.inf`` give ``None``; finite values above
+    ``MAX_TIMEOUT`` are clamped to it.
+
+    Raises:
+        TypeError: not a number (``bool`` included).
+        ValueError: negative or NaN.
+    """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
-    if math.isnan(timeout) or timeout < 0:
+    if timeout.__class__ is not float:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
+        try:
+            timeout = float(timeout)
+        except OverflowError:  # an int too large for a float: clamped like any huge value
+            timeout = math.inf
+    if not timeout >= 0.0:  # NaN compares false
         raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
-    return float(timeout)
+    if timeout > MAX_TIMEOUT:
+        return None if timeout == math.inf else MAX_TIMEOUT
+    return timeout
+
+
+def is_valid_timeout(timeout: object) -> bool:
+    """True for a float ``check_timeout`` accepts, decided cheaply.
+
+    The shells' fast lanes (a read the buffer answers at once, no wait) ask
+    ``timeout is None or is_valid_timeout(timeout)``; anything else takes the
+    slow path, which checks the timeout before anything else.  A float that
+    only fails this test (an ``int``, say) is still valid there.
+    """
+    return timeout.__class__ is float and timeout >= 0.0  # type: ignore[operator,unused-ignore]
 
 
 class Deadline:
@@ -34,7 +76,7 @@ class Deadline:
     __slots__ = ("_expires", "operation", "timeout")
 
     def __init__(self, timeout: float | None, operation: str) -> None:
-        self.timeout = check_timeout(timeout)
+        self.timeout = check_timeout(timeout)  # a checked value passes unchanged
         self.operation = operation
         self._expires = None if self.timeout is None else time.monotonic() + self.timeout
 

@@ -59,9 +59,12 @@ def sockaddr_text(sockaddr: SockAddr) -> tuple[str, int]:
 
 
 def format_endpoint(sockaddr: SockAddr) -> str:
-    """``127.0.0.1:80``, ``[::1]:80`` or a Unix path, for messages."""
+    """``127.0.0.1:80``, ``[::1]:80``, a Unix path, ``@name`` for a Linux abstract
+    name, or ``(unnamed)``, for messages."""
     host, port = sockaddr_text(sockaddr)
     if not isinstance(sockaddr, tuple):
+        if host.startswith("\0"):
+            return "@" + host[1:]
         return host or "(unnamed)"
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

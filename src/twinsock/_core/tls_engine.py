@@ -492,7 +492,8 @@ class TlsEngine:
         if reason in _UNKNOWN_IDENTITY_REASONS:
             return f"the server does not know PSK identity{identity} ({reason})"
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
-            return "the peer closed the connection during the PSK handshake"
+            offered = f" (we offered identity{identity})" if self._psk_client and identity else ""
+            return f"the peer closed the connection during the PSK handshake{offered}"
         if self._psk_client and reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
             return (
                 f"the server refused the handshake; it most likely does not know PSK "
@@ -502,4 +503,11 @@ class TlsEngine:
             return f"protocol version refused ({reason})"
         if reason in ("NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE"):
             return f"no shared cipher: TLS 1.2 PSK needs a cipher_list such as 'PSK' ({reason})"
+        if self._psk_client and record.identity:
+            # OpenSSL's reason text varies by version (3.0.13 reports an unknown
+            # identity as UNKNOWN_ERROR): name what we offered in any case.
+            return (
+                f"the server refused the handshake: it may not know PSK identity{identity}, "
+                f"or have another key for it ({reason})"
+            )
         return reason
