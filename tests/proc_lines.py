@@ -4,8 +4,8 @@ The serving tests run servers and supervisors in child processes (signals,
 fork and descriptor limits must not touch the test runner).  ``Child`` starts
 ``python -c SCRIPT`` with the test's environment (``PYTHONPATH`` included),
 collects stdout and stderr lines in reader threads, and lets the test wait
-for a line that matches, bounded in time.  The process is killed on exit if
-it is still running.
+for a line that matches, bounded in time (each line matches at most once).
+The process is killed on exit if it is still running.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Child:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
+        self.pending: list[str] = []  # read, not matched yet
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
 
@@ -43,8 +44,17 @@ class Child:
             self.lines.put(line.rstrip("\n"))
 
     def expect(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """The first line (from now) that ``pattern`` finds, within ``timeout`` seconds."""
+        """The first line not matched before that ``pattern`` finds, within ``timeout`` seconds.
+
+        Lines that an earlier ``expect`` passed over stay candidates: stdout and
+        stderr are read by two threads, so their lines may arrive out of order.
+        """
         regex = re.compile(pattern)
+        for i, line in enumerate(self.pending):
+            match = regex.search(line)
+            if match:
+                del self.pending[i]
+                return match
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -69,6 +79,7 @@ class Child:
             match = regex.search(line)
             if match:
                 return match
+            self.pending.append(line)
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
