@@ -17,6 +17,7 @@ Servers:
     asyncio_protocol        a raw asyncio.Protocol that splits lines and writes them back
     asyncio_buffered_protocol  the same as an asyncio.BufferedProtocol (recv_into, no allocation)
     twinsock_async          twinsock AsyncSocket, recv_line + send, a task per connection
+    twinsock_serve          the same handler on asyncnet.serve (the library's accept loop)
     asyncio_streams_tls     asyncio_streams with ssl= (needs --cert/--key)
     twinsock_async_tls      twinsock_async on a wrap_socket'ed listener (needs --cert/--key)
 """
@@ -230,6 +231,26 @@ async def twinsock_async(port: int) -> None:
         task.add_done_callback(tasks.discard)
 
 
+async def twinsock_serve(port: int) -> None:
+    try:
+        from twinsock import asyncnet
+    except ImportError as exc:
+        unavailable(f"twinsock.asyncnet: {exc}")
+    if not hasattr(asyncnet, "serve"):
+        unavailable("asyncnet.serve has not landed yet")
+
+    async def serve(conn: Any) -> None:  # twinsock_async's handler; the server closes conn
+        try:
+            while line := await conn.recv_line():
+                await conn.send((b"" if line == b"\r\n" else line) + b"\n")
+        except OSError:
+            pass
+
+    server = await asyncnet.serve(serve, HOST, port, backlog=BACKLOG)
+    announce(server.port)
+    await server.serve_forever(grace=1.0)
+
+
 # -- TLS (issue 4): certificate and key paths come from --cert / --key ---------
 
 TLS_FILES: dict[str, str] = {}
@@ -299,6 +320,7 @@ ASYNC: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "asyncio_protocol": asyncio_protocol,
     "asyncio_buffered_protocol": asyncio_buffered_protocol,
     "twinsock_async": twinsock_async,
+    "twinsock_serve": twinsock_serve,
     "asyncio_streams_tls": asyncio_streams_tls,
     "twinsock_async_tls": twinsock_async_tls,
 }

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from twinsock._async import protocol as _protocol
 from twinsock._async.dial import dial, wrap_connected_socket, wrap_socket
+from twinsock._async.run import run_server
+from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
 from twinsock._core import types as _types
 from twinsock._core.flags import is_disconnection_error
+from twinsock._core.serving import ServerStats
 from twinsock._core.types import LineResult, ReadLineResult, SocketFlag
 from twinsock._sockopts import SockOpt
 
@@ -24,13 +27,17 @@ __all__ = [
     "BUFFER_SIZE",
     "MAX_LINE_LENGTH",
     "WRITE_HIGH_WATER",
+    "AsyncServer",
     "AsyncSocket",
     "LineResult",
     "ReadLineResult",
+    "ServerStats",
     "SockOpt",
     "SocketFlag",
     "dial",
     "is_disconnection_error",
+    "run_server",
+    "serve",
     "wrap_connected_socket",
     "wrap_socket",
 ]
@@ -43,6 +50,9 @@ MAX_LINE_LENGTH: int = _types.MAX_LINE_LENGTH
 #: it waits for the peer to read (backpressure).
 WRITE_HIGH_WATER: int = _protocol.WRITE_HIGH_WATER
 
-for _name in ("AsyncSocket", "dial", "wrap_connected_socket", "wrap_socket"):
+for _name in (
+    "AsyncServer", "AsyncSocket", "dial", "run_server", "serve", "wrap_connected_socket",
+    "wrap_socket",
+):
     globals()[_name].__module__ = __name__
 del _name

@@ -14,9 +14,12 @@ at all.  This module only re-exports the public names.
 from __future__ import annotations
 
 from twinsock._blocking.dial import dial, get_primary_ip_addr, wrap_connected_socket, wrap_socket
+from twinsock._blocking.run import run_server
+from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
 from twinsock._core import types as _types
 from twinsock._core.flags import is_disconnection_error
+from twinsock._core.serving import ServerStats
 from twinsock._core.types import LineResult, ReadLineResult, SocketFlag
 from twinsock._resolver import Resolver as _Resolver
 from twinsock._sockopts import SockOpt
@@ -27,12 +30,16 @@ __all__ = [
     "LineResult",
     "ReadLineResult",
     "Resolver",
+    "Server",
+    "ServerStats",
     "SockOpt",
     "Socket",
     "SocketFlag",
     "dial",
     "get_primary_ip_addr",
     "is_disconnection_error",
+    "run_server",
+    "serve",
     "wrap_connected_socket",
     "wrap_socket",
 ]
@@ -48,6 +55,7 @@ Resolver = _Resolver
 # The names both faces share are documented here, under ``twinsock.net``.
 for _name in (
     "Socket", "dial", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket",
+    "Server", "ServerStats", "run_server", "serve",
     "LineResult", "ReadLineResult", "SocketFlag", "SockOpt", "is_disconnection_error",
 ):
     globals()[_name].__module__ = __name__

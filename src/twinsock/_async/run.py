@@ -1,0 +1,152 @@
+"""``asyncnet.run_server``: serve until SIGINT/SIGTERM on an event loop of its own.
+
+How this works.  Like ``asyncio.run``, ``run_server`` starts a fresh event
+loop (uvloop's with ``uvloop=True``), serves on it until a signal, and
+closes it.  With ``workers > 1``, ``_workers`` forks first, so no loop exists
+at the fork; each worker starts its own loop, serves on its own
+``SO_REUSEPORT`` listener, and reads the parent's control pipe with
+``add_reader`` (stop, or abort); a signal of the worker's own is a graceful
+stop (see ``_workers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from twinsock import _workers
+from twinsock._async.server import AsyncHandler, AsyncServer, serve
+from twinsock._async.socket import AsyncSocket
+from twinsock._core import serving as rules
+from twinsock._core.serving import DEFAULT_GRACE, ServerStats
+from twinsock.addresses import check_port
+
+__all__ = ["run_server"]
+
+
+def run_server(
+    handler: Callable[[AsyncSocket], Coroutine[Any, Any, object]],
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    workers: int = 1,
+    grace: float = DEFAULT_GRACE,
+    uvloop: bool = False,
+    **options: Any,
+) -> ServerStats:
+    """Serve ``handler`` (as ``asyncnet.serve`` does) until SIGINT/SIGTERM; return the counters.
+
+    A plain blocking function that runs its own event loop (like ``asyncio.run``).
+
+    Args:
+        handler: a coroutine function, run in a task per connection.
+        host, port: where to listen, as for ``serve``.
+        workers: how many processes serve; 1 serves in this process, N > 1
+            forks N workers (each on its own ``SO_REUSEPORT`` listener) and
+            supervises them, 0 means one per CPU.
+        grace: the shutdown grace period, in seconds.
+        uvloop: run on uvloop instead of asyncio's default loop.
+        options: ``serve``'s keyword options (``max_connections``, ...).
+
+    Returns:
+        The final ``ServerStats`` (with workers, their sum).
+
+    Raises:
+        TypeError, AddressError, ValueError, OSError: as ``serve``; also
+            ``ValueError`` for ``workers > 1`` where fork or ``SO_REUSEPORT``
+            is missing.
+        ImportError: ``uvloop=True`` without uvloop installed.
+        RuntimeError: called while an event loop runs in this thread.
+    """
+    rules.check_handler(handler, coroutine=True)
+    count = rules.check_workers(workers)
+    grace = rules.check_grace(grace)
+    checked_host = rules.check_host(host)
+    port = check_port(port)
+    checked = rules.check_serve_options(**options)
+    loop_factory = _loop_factory(uvloop)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("run_server cannot be called from a running event loop")
+    if count == 1:
+        return _run(_serve_here(handler, checked_host, port, grace, options), loop_factory)
+    if checked.sock is None:
+        options = {**options, "reuse_port": True}
+
+    def worker_main(worker_port: int, control: int) -> ServerStats:
+        main = _serve_in_worker(handler, checked_host, worker_port, grace, options, control)
+        return _run(main, loop_factory)
+
+    return _workers.run_workers(worker_main, checked_host, port, count, grace, checked)
+
+
+def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not isinstance(use_uvloop, bool):
+        raise TypeError(f"uvloop must be a bool, not {use_uvloop!r}")
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        raise ImportError(
+            "run_server(uvloop=True) needs the uvloop package (pip install uvloop)"
+        ) from exc
+    return uvloop.new_event_loop
+
+
+def _run(
+    main: Coroutine[Any, Any, ServerStats],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+) -> ServerStats:
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main)
+
+
+async def _serve_here(
+    handler: AsyncHandler, host: str | None, port: int, grace: float, options: dict[str, Any]
+) -> ServerStats:
+    server = await serve(handler, host, port, **options)
+    async with server:
+        await server.serve_forever(grace)
+    return server.stats
+
+
+async def _serve_in_worker(
+    handler: AsyncHandler,
+    host: str | None,
+    port: int,
+    grace: float,
+    options: dict[str, Any],
+    control: int,
+) -> ServerStats:
+    server = await serve(handler, host, port, **options)
+    loop = asyncio.get_running_loop()
+    os.set_blocking(control, False)
+    loop.add_reader(control, _on_control, server, control, grace, loop)
+    try:
+        await server._run_until_stopped(grace, escalate=False)
+    finally:
+        loop.remove_reader(control)
+    return server.stats
+
+
+def _on_control(
+    server: AsyncServer, control: int, grace: float, loop: asyncio.AbstractEventLoop
+) -> None:
+    """The parent's STOP (or the pipe's end) and ABORT, read in a worker's loop."""
+    try:
+        data = os.read(control, 16)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if _workers.control_action(data) == _workers.ABORT:
+        server._abort()
+    server._start_shutdown(grace)
+    if not data:
+        loop.remove_reader(control)
