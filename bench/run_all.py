@@ -25,7 +25,7 @@ TLS pair). A benchmark without such a reader keeps its table as ``kind:
 "table"``. The file is written even when a benchmark fails part way
 (``"complete": false``).
 
-    python bench/run_all.py [--quick] [--only lines,recv_into,thread_echo,async_echo,memory,tls]
+    python bench/run_all.py [--quick] [--only NAME,...]   (names: see BENCHES)
                             [--json FILE]
 """
 
@@ -49,6 +49,7 @@ import bench_async_echo
 import bench_lines
 import bench_memory
 import bench_recv_into
+import bench_serve_lines
 import bench_thread_echo
 import bench_tls
 from common import progress, recording
@@ -60,6 +61,7 @@ BENCHES: dict[str, Callable[[list[str] | None], object]] = {
     "async_echo": bench_async_echo.main,
     "memory": bench_memory.main,
     "tls": bench_tls.main,
+    "serve_lines": bench_serve_lines.main,
 }
 
 #: The version of the JSON layout; ``bench/plot.py`` refuses any other.

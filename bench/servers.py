@@ -18,6 +18,7 @@ Servers:
     asyncio_buffered_protocol  the same as an asyncio.BufferedProtocol (recv_into, no allocation)
     twinsock_async          twinsock AsyncSocket, recv_line + send, a task per connection
     twinsock_serve          the same handler on asyncnet.serve (the library's accept loop)
+    twinsock_serve_lines    asyncnet.serve_lines: on_line sends the line back (no task at all)
     asyncio_streams_tls     asyncio_streams with ssl= (needs --cert/--key)
     twinsock_async_tls      twinsock_async on a wrap_socket'ed listener (needs --cert/--key)
 """
@@ -251,6 +252,25 @@ async def twinsock_serve(port: int) -> None:
     await server.serve_forever(grace=1.0)
 
 
+def _echo_line(conn: Any, line: bytes) -> None:
+    # The load generator's lines end in LF alone and it counts the bytes that
+    # come back, so the echo ends in LF too (a return value would be sent as
+    # by send_line, with CRLF).
+    conn.send((b"" if line == b"\r\n" else line) + b"\n")
+
+
+async def twinsock_serve_lines(port: int) -> None:
+    try:
+        from twinsock import asyncnet
+    except ImportError as exc:
+        unavailable(f"twinsock.asyncnet: {exc}")
+    if not hasattr(asyncnet, "serve_lines"):
+        unavailable("asyncnet.serve_lines has not landed yet")
+    server = await asyncnet.serve_lines(_echo_line, HOST, port, backlog=BACKLOG)
+    announce(server.port)
+    await server.serve_forever(grace=1.0)
+
+
 # -- TLS (issue 4): certificate and key paths come from --cert / --key ---------
 
 TLS_FILES: dict[str, str] = {}
@@ -321,6 +341,7 @@ ASYNC: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "asyncio_buffered_protocol": asyncio_buffered_protocol,
     "twinsock_async": twinsock_async,
     "twinsock_serve": twinsock_serve,
+    "twinsock_serve_lines": twinsock_serve_lines,
     "asyncio_streams_tls": asyncio_streams_tls,
     "twinsock_async_tls": twinsock_async_tls,
 }

@@ -370,13 +370,14 @@ def test_listen_is_interrupted_quietly() -> None:
 # -- echo ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_echo_server(loop: str) -> None:
+def test_echo_server(loop: str, serving: list[str]) -> None:
     needs_asyncnet()
-    extra = []
+    extra = [*serving]
     if loop == "uvloop":
         pytest.importorskip("uvloop")
-        extra = ["--uvloop"]
+        extra.append("--uvloop")
     with server("echo", "--port", "0", *extra) as (_proc, port):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
             client.sendall(b"one\r\n\ntwo\nthr")
@@ -417,9 +418,10 @@ def test_no_command_runs_the_chat_server() -> None:
         proc.stop()
 
 
-def test_echo_ctrl_c_exits_0_quietly() -> None:
+@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
+def test_echo_ctrl_c_exits_0_quietly(serving: list[str]) -> None:
     needs_asyncnet()
-    proc = Proc("echo", "--port", "0")
+    proc = Proc("echo", "--port", "0", *serving)
     try:
         proc.port()
         os.kill(proc.popen.pid, signal.SIGINT)
@@ -445,13 +447,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(path) for name, path in files.items()}
 
 
-def test_echo_server_over_tls(certs: dict[str, str]) -> None:
+@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
+def test_echo_server_over_tls(certs: dict[str, str], serving: list[str]) -> None:
     needs_asyncnet()
     from twinsock import asyncnet
 
     if not hasattr(asyncnet, "wrap_socket"):
         pytest.skip("asyncnet.wrap_socket has not landed yet")
-    tls_args = ["--tls", "--cert", certs["chain"], "--key", certs["key"]]
+    tls_args = ["--tls", "--cert", certs["chain"], "--key", certs["key"], *serving]
     with server("echo", "--port", "0", *tls_args) as (_proc, port):
         context = ssl.create_default_context(cafile=certs["ca"])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, context.wrap_socket(

@@ -12,8 +12,10 @@ one client are serialised with a lock, because an ``AsyncSocket`` refuses two
 concurrent writers.  An empty line is relayed as one empty line.
 
 ``serve_echo`` sends every line back with a ``b"\\n"`` terminator, like the
-servers in ``bench/``.  Both take ``ready``, called once with the address the
-server listens on (useful with port 0).
+servers in ``bench/``; ``serve_echo_lines`` does the same with
+``asyncnet.serve_lines`` (a callback per line, no task per connection).  All
+take ``ready``, called once with the address the server listens on (useful
+with port 0).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from twinsock.errors import LineTooLong
 if TYPE_CHECKING:
     from twinsock.asyncnet import AsyncSocket
 
-__all__ = ["SEND_TIMEOUT", "serve", "serve_chat", "serve_echo"]
+__all__ = ["SEND_TIMEOUT", "serve", "serve_chat", "serve_echo", "serve_echo_lines"]
 
 #: How long one chat client may take to accept a line before it is dropped.
 SEND_TIMEOUT = 10.0
@@ -165,6 +167,30 @@ async def serve_echo(
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _echo_line(conn: Any, line: bytes) -> None:
+    conn.send((b"" if line == b"\r\n" else line) + b"\n")
+
+
+async def serve_echo_lines(
+    host: str = "127.0.0.1",
+    port: int = 12345,
+    *,
+    ready: Ready | None = None,
+    tls_context: Any = None,
+) -> None:
+    """``serve_echo`` on ``asyncnet.serve_lines``, until cancelled."""
+    from twinsock import asyncnet
+
+    server = await asyncnet.serve_lines(_echo_line, host, port, ssl_context=tls_context,
+                                        backlog=4096)
+    try:
+        if ready is not None:
+            ready(server.addresses[0])
+        await asyncio.Event().wait()
+    finally:
+        await server.shutdown(0)
 
 
 #: The name the brief and ``examples/chat_server.py`` use.

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from twinsock._async import protocol as _protocol
 from twinsock._async.dial import dial, wrap_connected_socket, wrap_socket
+from twinsock._async.line_server import serve_lines
+from twinsock._async.lines import LineConnection
 from twinsock._async.run import run_server
 from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
@@ -29,6 +31,7 @@ __all__ = [
     "WRITE_HIGH_WATER",
     "AsyncServer",
     "AsyncSocket",
+    "LineConnection",
     "LineResult",
     "ReadLineResult",
     "ServerStats",
@@ -38,6 +41,7 @@ __all__ = [
     "is_disconnection_error",
     "run_server",
     "serve",
+    "serve_lines",
     "wrap_connected_socket",
     "wrap_socket",
 ]
@@ -50,9 +54,7 @@ MAX_LINE_LENGTH: int = _types.MAX_LINE_LENGTH
 #: it waits for the peer to read (backpressure).
 WRITE_HIGH_WATER: int = _protocol.WRITE_HIGH_WATER
 
-for _name in (
-    "AsyncServer", "AsyncSocket", "dial", "run_server", "serve", "wrap_connected_socket",
-    "wrap_socket",
-):
+for _name in ("AsyncServer", "AsyncSocket", "LineConnection", "dial", "run_server", "serve",
+              "serve_lines", "wrap_connected_socket", "wrap_socket"):
     globals()[_name].__module__ = __name__
 del _name

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--cert", metavar="FILE", help="PEM certificate chain (may hold the key)")
     echo.add_argument("--key", metavar="FILE", help="PEM private key")
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    echo.add_argument(
+        "--lines", action="store_true", help="serve with serve_lines (a callback per line)"
+    )
     echo.set_defaults(run=_cmd_echo)
 
     connect = command(
@@ -302,7 +305,8 @@ def _cmd_echo(args: argparse.Namespace) -> int:
             raise UsageError(problem, help_hint=False) from None
 
     def server(ready: Ready) -> Coroutine[Any, Any, None]:
-        return _chat.serve_echo(args.host, args.port, ready=ready, tls_context=context)
+        serve = _chat.serve_echo_lines if args.lines else _chat.serve_echo
+        return serve(args.host, args.port, ready=ready, tls_context=context)
 
     what = "TLS echo server" if args.tls else "echo server"
     return _run_server(args, what, server, use_uvloop=args.uvloop)

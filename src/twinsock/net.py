@@ -14,6 +14,7 @@ at all.  This module only re-exports the public names.
 from __future__ import annotations
 
 from twinsock._blocking.dial import dial, get_primary_ip_addr, wrap_connected_socket, wrap_socket
+from twinsock._blocking.lines import LineConnection, serve_lines
 from twinsock._blocking.run import run_server
 from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
@@ -27,6 +28,7 @@ from twinsock._sockopts import SockOpt
 __all__ = [
     "BUFFER_SIZE",
     "MAX_LINE_LENGTH",
+    "LineConnection",
     "LineResult",
     "ReadLineResult",
     "Resolver",
@@ -40,6 +42,7 @@ __all__ = [
     "is_disconnection_error",
     "run_server",
     "serve",
+    "serve_lines",
     "wrap_connected_socket",
     "wrap_socket",
 ]
@@ -52,11 +55,13 @@ MAX_LINE_LENGTH: int = _types.MAX_LINE_LENGTH
 #: tuples; ``dial`` takes one so that tests and applications can steer resolution.
 Resolver = _Resolver
 
-# The names both faces share are documented here, under ``twinsock.net``.
+# This module's own names, and those both faces share (documented here, under
+# ``twinsock.net``).
 for _name in (
     "Socket", "dial", "get_primary_ip_addr", "wrap_connected_socket", "wrap_socket",
     "Server", "ServerStats", "run_server", "serve",
     "LineResult", "ReadLineResult", "SocketFlag", "SockOpt", "is_disconnection_error",
+    "LineConnection", "serve_lines",
 ):
     globals()[_name].__module__ = __name__
 del _name

@@ -12,28 +12,37 @@ stop (see ``_workers``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twinsock import _workers
-from twinsock._async.server import AsyncHandler, AsyncServer, serve
+from twinsock._async.line_server import serve_lines
+from twinsock._async.lines import LineConnection
+from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
 from twinsock._core import serving as rules
+from twinsock._core.lines import check_line_callbacks, check_line_max_length
 from twinsock._core.serving import DEFAULT_GRACE, ServerStats
+from twinsock._core.types import MAX_LINE_LENGTH
 from twinsock.addresses import check_port
 
 __all__ = ["run_server"]
 
 
 def run_server(
-    handler: Callable[[AsyncSocket], Coroutine[Any, Any, object]],
+    handler: (
+        Callable[[AsyncSocket], Coroutine[Any, Any, object]]
+        | Callable[[LineConnection, bytes], object]
+    ),
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,
     workers: int = 1,
     grace: float = DEFAULT_GRACE,
     uvloop: bool = False,
+    lines: bool = False,
     **options: Any,
 ) -> ServerStats:
     """Serve ``handler`` (as ``asyncnet.serve`` does) until SIGINT/SIGTERM; return the counters.
@@ -41,13 +50,16 @@ def run_server(
     A plain blocking function that runs its own event loop (like ``asyncio.run``).
 
     Args:
-        handler: a coroutine function, run in a task per connection.
+        handler: a coroutine function, run in a task per connection; with
+            ``lines=True`` the ``on_line`` callback of ``serve_lines``.
         host, port: where to listen, as for ``serve``.
         workers: how many processes serve; 1 serves in this process, N > 1
             forks N workers (each on its own ``SO_REUSEPORT`` listener) and
             supervises them, 0 means one per CPU.
         grace: the shutdown grace period, in seconds.
         uvloop: run on uvloop instead of asyncio's default loop.
+        lines: serve ``handler`` as ``serve_lines`` does (``options`` may then
+            hold ``on_connect``, ``on_close`` and ``max_length`` too).
         options: ``serve``'s keyword options (``max_connections``, ...).
 
     Returns:
@@ -60,7 +72,7 @@ def run_server(
         ImportError: ``uvloop=True`` without uvloop installed.
         RuntimeError: called while an event loop runs in this thread.
     """
-    rules.check_handler(handler, coroutine=True)
+    start, options = _starter(handler, lines, options)
     count = rules.check_workers(workers)
     grace = rules.check_grace(grace)
     checked_host = rules.check_host(host)
@@ -74,15 +86,34 @@ def run_server(
     else:
         raise RuntimeError("run_server cannot be called from a running event loop")
     if count == 1:
-        return _run(_serve_here(handler, checked_host, port, grace, options), loop_factory)
+        return _run(_serve_here(start, handler, checked_host, port, grace, options), loop_factory)
     if checked.sock is None:
         options = {**options, "reuse_port": True}
 
     def worker_main(worker_port: int, control: int) -> ServerStats:
-        main = _serve_in_worker(handler, checked_host, worker_port, grace, options, control)
+        main = _serve_in_worker(start, handler, checked_host, worker_port, grace, options, control)
         return _run(main, loop_factory)
 
     return _workers.run_workers(worker_main, checked_host, port, count, grace, checked)
+
+
+Start = Callable[..., Coroutine[Any, Any, AsyncServer]]
+
+
+def _starter(handler: Any, lines: Any, options: dict[str, Any]) -> tuple[Start, dict[str, Any]]:
+    """``serve`` and its options, or ``serve_lines`` with the line options bound."""
+    if not isinstance(lines, bool):
+        raise TypeError(f"lines must be a bool, not {lines!r}")
+    if not lines:
+        rules.check_handler(handler, coroutine=True)
+        return serve, options
+    rest = dict(options)
+    line_options = {
+        name: rest.pop(name) for name in ("on_connect", "on_close", "max_length") if name in rest
+    }
+    check_line_callbacks(handler, line_options.get("on_connect"), line_options.get("on_close"))
+    check_line_max_length(line_options.get("max_length", MAX_LINE_LENGTH))
+    return functools.partial(serve_lines, **line_options), rest
 
 
 def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -108,23 +139,29 @@ def _run(
 
 
 async def _serve_here(
-    handler: AsyncHandler, host: str | None, port: int, grace: float, options: dict[str, Any]
+    start: Start,
+    handler: Any,
+    host: str | None,
+    port: int,
+    grace: float,
+    options: dict[str, Any],
 ) -> ServerStats:
-    server = await serve(handler, host, port, **options)
+    server = await start(handler, host, port, **options)
     async with server:
         await server.serve_forever(grace)
     return server.stats
 
 
 async def _serve_in_worker(
-    handler: AsyncHandler,
+    start: Start,
+    handler: Any,
     host: str | None,
     port: int,
     grace: float,
     options: dict[str, Any],
     control: int,
 ) -> ServerStats:
-    server = await serve(handler, host, port, **options)
+    server = await start(handler, host, port, **options)
     loop = asyncio.get_running_loop()
     os.set_blocking(control, False)
     loop.add_reader(control, _on_control, server, control, grace, loop)

@@ -14,9 +14,10 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twinsock import _workers
+from twinsock._blocking.lines import LineConnection, handler_for_lines
 from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
 from twinsock._core import serving as rules
@@ -27,23 +28,27 @@ __all__ = ["run_server"]
 
 
 def run_server(
-    handler: Callable[[Socket], object],
+    handler: Callable[[Socket], object] | Callable[[LineConnection, bytes], object],
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,
     workers: int = 1,
     grace: float = DEFAULT_GRACE,
+    lines: bool = False,
     **options: Any,
 ) -> ServerStats:
     """Serve ``handler`` (as ``net.serve`` does) until SIGINT/SIGTERM; return the counters.
 
     Args:
-        handler: called in a thread per connection, as for ``serve``.
+        handler: called in a thread per connection, as for ``serve``; with
+            ``lines=True`` the ``on_line`` callback of ``serve_lines``.
         host, port: where to listen, as for ``serve``.
         workers: how many processes serve; 1 serves in this process, N > 1
             forks N workers (each on its own ``SO_REUSEPORT`` listener) and
             supervises them, 0 means one per CPU.
         grace: the shutdown grace period, in seconds.
+        lines: serve ``handler`` as ``serve_lines`` does (``options`` may then
+            hold ``on_connect``, ``on_close`` and ``max_length`` too).
         options: ``serve``'s keyword options (``max_connections``, ...).
 
     Returns:
@@ -54,21 +59,27 @@ def run_server(
             ``ValueError`` for ``workers > 1`` where fork or ``SO_REUSEPORT``
             is missing.
     """
-    rules.check_handler(handler, coroutine=False)
+    if not isinstance(lines, bool):
+        raise TypeError(f"lines must be a bool, not {lines!r}")
+    if lines:
+        handle, options = handler_for_lines(handler, options)
+    else:
+        handle = cast(Callable[[Socket], object], handler)
+    rules.check_handler(handle, coroutine=False)
     count = rules.check_workers(workers)
     grace = rules.check_grace(grace)
     checked_host = rules.check_host(host)
     port = check_port(port)
     checked = rules.check_serve_options(**options)
     if count == 1:
-        with serve(handler, checked_host, port, **options) as server:
+        with serve(handle, checked_host, port, **options) as server:
             server.serve_forever(grace)
         return server.stats
     if checked.sock is None:
         options = {**options, "reuse_port": True}
 
     def worker_main(worker_port: int, control: int) -> ServerStats:
-        server = serve(handler, checked_host, worker_port, **options)
+        server = serve(handle, checked_host, worker_port, **options)
         threading.Thread(target=_watch_control, args=(server, control), daemon=True).start()
         server._run_until_stopped(grace, escalate=False)
         return server.stats

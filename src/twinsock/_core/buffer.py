@@ -37,7 +37,7 @@ from __future__ import annotations
 from twinsock._core.types import CRLF, LineResult, ReadLineResult
 from twinsock.errors import IncompleteRead, LineTooLong
 
-__all__ = ["BATCHED_LINE_MAX", "MAX_READ", "READ_CHUNK", "ReadBuffer"]
+__all__ = ["BATCHED_LINE_MAX", "MAX_READ", "READ_CHUNK", "LinesThenTooLong", "ReadBuffer"]
 
 #: How much the async protocol and the TLS pumps ask the operating system for
 #: at a time (the blocking shell's plain reads use ``net._FILL_SIZE``).
@@ -56,6 +56,18 @@ _MAX_MERGED_CHUNK = 65536
 #: than the largest window), so a reader whose ``max_length`` is at least this
 #: may pop without measuring the line (``ReadBuffer.recv_line`` measures).
 BATCHED_LINE_MAX = _MAX_WINDOW
+
+
+class LinesThenTooLong(LineTooLong):
+    """``take_lines`` met a line over the limit after complete lines that fit.
+
+    Those lines are consumed and carried here (``lines``); the long line and
+    everything after it stay buffered.
+    """
+
+    def __init__(self, max_length: int, lines: list[bytes]) -> None:
+        super().__init__(max_length)
+        self.lines = lines
 
 
 class ReadBuffer:
@@ -224,6 +236,72 @@ class ReadBuffer:
         if line is not None:
             return line or CRLF
         return b"" if self.eof else None
+
+    def take_lines(self, data: bytes, max_length: int) -> list[bytes]:
+        """Feed ``data`` and consume every complete line now buffered, in order.
+
+        For consumers that take all lines at once (``serve_lines``' protocol):
+        the chunk is split in one call, with no batch to settle later.  Lines
+        come without their terminator, as in ``ready``: an empty line is
+        ``b""`` (``recv_line`` callers turn it into ``b"\\r\\n"``).  A partial
+        line stays buffered; the chunk that completes it glues it once.
+
+        Raises:
+            LineTooLong: the first complete line, or the partial line, exceeds
+                ``max_length`` (nothing consumed).  ``LinesThenTooLong`` when
+                complete lines came before the long one: they are consumed and
+                carried by the exception.
+        """
+        if self._data or self._chunks or self._batch_n:
+            data = self._with_pending(data, max_length)
+            if not data:
+                return []
+        # ``13 in`` (CR) is a memchr; ``b"\r" in`` a slower substring search.
+        text = data.replace(b"\r\n", b"\n") if 13 in data else data
+        lines = text.split(b"\n")
+        tail = lines.pop()
+        if len(text) > max_length and max(len(text) - len(tail), len(tail)) > max_length:
+            self._check_lengths(data, lines, tail, max_length)
+        if tail:
+            self._data = tail
+            self._scanned = len(tail)
+        return lines
+
+    def _with_pending(self, data: bytes, max_length: int) -> bytes:
+        """``take_lines`` with buffered bytes: all of them plus ``data`` if that ends a
+        line (the buffer is then empty), else ``b""`` (``data`` is buffered)."""
+        if data.find(b"\n") < 0:
+            size = self.feed(data)
+            if data and size > max_length + (data[-1:] == b"\r"):
+                raise LineTooLong(max_length)
+            return b""
+        self._settle()
+        self._join()
+        data = self._data[self._pos :] + data
+        self._data = b""
+        self._pos = self._scanned = 0
+        return data
+
+    def _check_lengths(
+        self, data: bytes, lines: list[bytes], tail: bytes, max_length: int
+    ) -> None:
+        """``take_lines``' limit check, for a chunk that may hold a line over the limit."""
+        if max(map(len, lines), default=0) > max_length:
+            k = next(k for k, line in enumerate(lines) if len(line) > max_length)
+            pos = 0
+            for _ in range(k):
+                pos = data.index(b"\n", pos) + 1
+            self._data = data
+            self._pos = self._scanned = pos
+            if k:
+                raise LinesThenTooLong(max_length, lines[:k])
+            raise LineTooLong(max_length)
+        if len(tail) > max_length + (tail[-1:] == b"\r"):
+            self._data = tail
+            self._scanned = len(tail)
+            if lines:
+                raise LinesThenTooLong(max_length, lines)
+            raise LineTooLong(max_length)
 
     def read_line(self, max_length: int, *, peek: bool = False) -> LineResult | None:
         """``read_line``'s answer, or ``None``: wait for more data."""
