@@ -196,22 +196,40 @@ def one_primary_entry(app: Any, env: Any) -> None:
             domain.objects[fullname] = domain.objects[fullname]._replace(aliased=True)
 
 
-def drop_missing_pages(app: Any, docname: str, source: list[str]) -> None:
-    """The serving chapter joins the toctree once ``docs/serving.md`` exists.
-
-    TODO(lead): when docs/serving.md lands, this hook can go and ``serving``
-    stays in index.md's toctree unconditionally.
-    """
-    if docname == "index" and not (DOCS / "serving.md").exists():
-        source[0] = source[0].replace("\nserving\n", "\n")
-
-
 def hide_private_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
     """A private base class is not API: its public methods show as the class's own."""
     bases[:] = [
         base for base in bases
         if not any(part.startswith("_") for part in getattr(base, "__module__", "").split("."))
     ]
+
+
+def hide_private_constructors(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    """A class whose constructor takes a private type (``Server`` takes the
+    serving core's options) is made by a factory (``serve``), not by calling
+    it: the reference shows no constructor signature for it."""
+    if what not in {"class", "exception"} or not inspect.isclass(obj):
+        return None
+    try:
+        hints = inspect.get_annotations(obj.__init__, eval_str=True)
+    except Exception:
+        return None
+    for hint in hints.values():
+        module = getattr(hint, "__module__", "") or ""
+        if module.startswith("twinsock._") and not _exported(hint):
+            return "", return_annotation
+    return None
+
+
+def _exported(obj: Any) -> bool:
+    return any(
+        any(getattr(importlib.import_module(m), n, None) is obj
+            for n in getattr(importlib.import_module(m), "__all__", ()))
+        for m in PUBLIC_MODULES
+    )
 
 
 def _type_variables() -> list[tuple[str, str]]:
@@ -230,7 +248,7 @@ nitpick_ignore = _type_variables()
 def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-bases", hide_private_bases)
     app.connect("autodoc-process-docstring", warn_on_missing_docstring)
+    app.connect("autodoc-process-signature", hide_private_constructors)
     app.connect("source-read", package_page)
-    app.connect("source-read", drop_missing_pages)
     app.connect("env-check-consistency", one_primary_entry)
     return {"parallel_read_safe": True}

@@ -134,26 +134,23 @@ _QUIET_ERRORS = (NetTimeout, LineTooLong, SocketClosedError)
 
 @dataclass(frozen=True)
 class ServerStats:
-    """A snapshot of a server's counters (``Server.stats``, ``run_server``'s result).
+    """A snapshot of a server's counters (``Server.stats``, ``run_server``'s result)."""
 
-    Attributes:
-        accepted: connections accepted so far.
-        active: connections open now (handshaking or in the handler).
-        closed: connections closed so far.
-        handshake_failures: TLS handshakes that failed or timed out.
-        handler_errors: handlers that raised (any exception, quiet ones too).
-        accept_errors: ``accept`` calls that failed (skipped or backed off).
-        bytes_received: application bytes received on closed connections.
-        bytes_sent: application bytes sent on closed connections.
-    """
-
+    #: Connections accepted so far.
     accepted: int = 0
+    #: Connections open now (handshaking or in the handler).
     active: int = 0
+    #: Connections closed so far.
     closed: int = 0
+    #: TLS handshakes that failed or timed out.
     handshake_failures: int = 0
+    #: Handlers that raised (any exception, quiet ones too).
     handler_errors: int = 0
+    #: ``accept`` calls that failed (skipped or backed off).
     accept_errors: int = 0
+    #: Application bytes received on closed connections.
     bytes_received: int = 0
+    #: Application bytes sent on closed connections.
     bytes_sent: int = 0
 
     def summary(self) -> str:
