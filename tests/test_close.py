@@ -403,3 +403,35 @@ def test_fd_numbers_are_not_leaked(kind: Any) -> None:
             return  # closed
         time.sleep(0.01)
     pytest.fail(f"fd {fd} is still open after close()")
+
+
+def test_close_with_unsent_data_to_a_peer_that_never_reads_frees_the_fd(loop_name: str) -> None:
+    """close() queues what is unsent, but a peer that never reads cannot keep the fd
+    (and the loop's registration) forever: the transport is aborted after a bound."""
+    from twinsock.asyncnet import AsyncSocket
+    from twinsock.errors import NetTimeout
+
+    async def main() -> None:
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock = AsyncSocket()
+            await sock.connect("127.0.0.1", server.getsockname()[1], timeout=5)
+            peer, _ = server.accept()
+            with peer:
+                with contextlib.suppress(NetTimeout):  # fill every buffer on the way
+                    for _ in range(1000):
+                        await sock.send(b"x" * 65536, timeout=0.2)
+                fd = sock.fileno()
+                inode = os.fstat(fd).st_ino
+                sock.close()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    try:
+                        if os.fstat(fd).st_ino != inode:
+                            return
+                    except OSError:
+                        return
+                    await asyncio.sleep(0.05)
+                pytest.fail(f"fd {fd} is still open 5 s after close() (peer never reads)")
+
+    run(loop_name, main)

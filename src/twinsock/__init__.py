@@ -19,6 +19,7 @@ from twinsock.asyncnet import AsyncSocket
 from twinsock.errors import (
     AddressError,
     BusyError,
+    IncompleteRead,
     LineTooLong,
     NetError,
     NetTimeout,
@@ -51,6 +52,7 @@ __all__ = [
     "Domain",
     "HandshakeType",
     "IPFamily",
+    "IncompleteRead",
     "IpAddress",
     "IpAddressFamily",
     "LineResult",

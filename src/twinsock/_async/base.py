@@ -37,7 +37,7 @@ from twinsock._async.wait import resolve as _resolve_in_executor
 from twinsock._async.wait import until
 from twinsock._base import SocketBase
 from twinsock._core.buffer import READ_CHUNK
-from twinsock._core.deadline import Deadline
+from twinsock._core.deadline import CLOSE_FLUSH_LIMIT, Deadline
 from twinsock._core.targets import literal_targets
 from twinsock.errors import BusyError, SocketClosedError
 
@@ -97,7 +97,10 @@ class AsyncBase(SocketBase):
     def close(self) -> None:
         """Close now (idempotent); every waiting call ends with ``SocketClosedError``.
 
-        TLS: close_notify is queued, not awaited (see ``aclose``).
+        Data still queued (and a TLS close_notify) goes out in the background
+        for at most one second; after that the connection is aborted, so a
+        peer that never reads cannot hold the file descriptor.  ``aclose``
+        waits for the same.
         """
         sock = self._sock
         if sock is None:
@@ -110,6 +113,8 @@ class AsyncBase(SocketBase):
             if self._tls is not None:
                 self._tls_queue_close_notify(transport)
             transport.close()  # closes the socket once queued data is written
+            if loop is not None and transport.get_write_buffer_size():  # ... unless never read
+                loop.call_later(CLOSE_FLUSH_LIMIT, transport.abort)
             self._sock = None
             self._buf.clear()
         else:
@@ -128,7 +133,7 @@ class AsyncBase(SocketBase):
         self.close()
         if lost is not None:
             try:
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(CLOSE_FLUSH_LIMIT):
                     await lost
             except TimeoutError:
                 if transport is not None:

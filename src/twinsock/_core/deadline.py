@@ -19,6 +19,7 @@ import time
 from twinsock.errors import NetTimeout
 
 __all__ = [
+    "CLOSE_FLUSH_LIMIT",
     "HANDSHAKE_TIMEOUT",
     "MAX_TIMEOUT",
     "Deadline",
@@ -115,6 +116,12 @@ _FOREVER: dict[str, Deadline] = {}
 #: (seconds, both socket kinds).  A module setting: assign a new value to change
 #: it for handshakes that start afterwards.
 HANDSHAKE_TIMEOUT = 10.0
+
+#: How long a closed connection may keep writing what was queued before it was
+#: closed (and a TLS close_notify) to a peer that does not read (seconds); then
+#: the connection is aborted, so a peer cannot keep a closed socket's fd and
+#: loop registration alive.
+CLOSE_FLUSH_LIMIT = 1.0
 
 
 def accept_handshake_deadline(accept_deadline: Deadline) -> Deadline:
