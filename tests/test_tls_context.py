@@ -10,7 +10,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from twinsock import _psk, tls
+from twinsock import _openssl, _psk, tls
 from twinsock._core.tls_engine import TlsEngine
 from twinsock.errors import NetError, SslError
 from twinsock.tls import Certificate, ProtVersion, VerifyMode, new_context
@@ -173,11 +173,11 @@ def test_expired_certificate_parses(ca: trustme.CA) -> None:
 @pytest.mark.skipif(_psk.NATIVE_PSK, reason="the bridge is only used before Python 3.13")
 class TestBridge:
     def test_finds_the_ssl_modules_openssl(self) -> None:
-        bridge = _psk._get_bridge()
+        bridge = _openssl.get_bridge()
         assert int(bridge.lib.OpenSSL_version_num()) == ssl.OPENSSL_VERSION_NUMBER
 
     def test_context_pointer_is_checked(self) -> None:
-        bridge = _psk._get_bridge()
+        bridge = _openssl.get_bridge()
         client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         client.options |= ssl.OP_NO_TICKET
@@ -194,7 +194,7 @@ class TestBridge:
             bridge.ctx_pointer(object())  # type: ignore[arg-type]
 
     def test_ssl_pointer_is_checked(self) -> None:
-        bridge = _psk._get_bridge()
+        bridge = _openssl.get_bridge()
         sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         sslctx.check_hostname = False
         sslctx.verify_mode = ssl.CERT_NONE

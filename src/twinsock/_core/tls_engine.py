@@ -37,7 +37,7 @@ import re
 import ssl
 from typing import TYPE_CHECKING
 
-from twinsock import _psk
+from twinsock import _openssl, _psk
 from twinsock.errors import PskError, SslError
 
 if TYPE_CHECKING:
@@ -371,7 +371,7 @@ class TlsEngine:
             if leaf is None:
                 self._peer_chain = []
             else:
-                chain = _psk.verified_chain_der(self._obj) or [leaf]
+                chain = _openssl.verified_chain_der(self._obj) or [leaf]
                 self._peer_chain = [Certificate.from_der(der) for der in chain]
         return list(self._peer_chain)
 
