@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from twinsock._async import protocol as _protocol
 from twinsock._async.dial import dial, wrap_connected_socket, wrap_socket
+from twinsock._async.line_connection import LineConnection
 from twinsock._async.line_server import serve_lines
-from twinsock._async.lines import LineConnection
 from twinsock._async.run import run_server
 from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket

@@ -16,8 +16,8 @@ import socket
 import time
 from typing import Any, cast
 
+from twinsock._async.line_connection import LineConnection
 from twinsock._async.lines import (
-    LineConnection,
     LineProtocol,
     OnClose,
     OnConnect,

@@ -18,8 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from twinsock import _workers
+from twinsock._async.line_connection import LineConnection
 from twinsock._async.line_server import serve_lines
-from twinsock._async.lines import LineConnection
 from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
 from twinsock._core import serving as rules
