@@ -478,8 +478,8 @@ def _bridge(sock: Any) -> tuple[bool, bool]:
     def send() -> None:
         try:
             for line in _stdin_lines():
+                said.set()  # before the send: the peer may answer it by closing at once
                 sock.send(line)
-                said.set()
             last_heard[0] = time.monotonic()
             _shutdown_write(sock)
         except BaseException as exc:
