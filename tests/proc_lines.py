@@ -2,7 +2,8 @@
 
 The serving tests run servers and supervisors in child processes (signals,
 fork and descriptor limits must not touch the test runner).  ``Child`` starts
-``python -c SCRIPT`` with the test's environment (``PYTHONPATH`` included),
+``python -c SCRIPT`` (or ``python -m MODULE``, for the command line) with the
+test's environment (``PYTHONPATH`` included) or the one it is given,
 collects stdout and stderr lines in reader threads, and lets the test wait
 for a line that matches, bounded in time (each line matches at most once).
 The process is killed on exit if it is still running.
@@ -18,20 +19,28 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 
 class Child:
-    """``python -c script`` with its output lines queued as they come."""
+    """``python -c script`` (or ``python -m module``) with its output lines queued as they come."""
 
-    def __init__(self, script: str, *, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        script: str = "",
+        *,
+        args: Sequence[str] = (),
+        module: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        head = ["-c", script] if module is None else ["-m", module]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
+            [sys.executable, *head, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ),
+            env=dict(os.environ if env is None else env),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

@@ -382,10 +382,10 @@ def test_echo_server(loop: str, serving: list[str]) -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
             client.sendall(b"one\r\n\ntwo\nthr")
             client.sendall(b"ee\n")
-            assert recv_exactly(client, 15) == b"one\n\ntwo\nthree\n"
+            assert recv_exactly(client, 19) == b"one\r\n\r\ntwo\r\nthree\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=10) as again:
             again.sendall(b"still here\n")
-            assert recv_exactly(again, 11) == b"still here\n"
+            assert recv_exactly(again, 12) == b"still here\r\n"
 
 
 def test_echo_server_default_address() -> None:
@@ -409,7 +409,7 @@ def test_no_command_runs_the_chat_server() -> None:
         match = proc.wait_for(re.compile(r"listening on|in use"))
         if match.group(0) != "listening on":
             pytest.skip("port 12345 is taken on this machine")
-        assert "chat server listening on 127.0.0.1:12345" in proc.stderr[-1]
+        assert "twinsock chat: listening on 127.0.0.1:12345" in proc.stderr[-1]
         with socket.create_connection(("127.0.0.1", 12345), timeout=10) as client:
             client.sendall(b"anyone?\n")
             assert recv_exactly(client, 9) == b"anyone?\r\n"
@@ -461,7 +461,7 @@ def test_echo_server_over_tls(certs: dict[str, str], serving: list[str]) -> None
             raw, server_hostname="localhost"
         ) as client:
             client.sendall(b"secret\n")
-            assert recv_exactly(client, 7) == b"secret\n"
+            assert recv_exactly(client, 8) == b"secret\r\n"
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,18 @@ def _announce(port: int) -> None:
 async def serve(name: str) -> None:
     """Run the echo server ``name`` (``"twinsock"`` or ``"asyncio"``) on a free port."""
     if name == "twinsock":
-        from twinsock import _chat
+        from twinsock import asyncnet
 
-        await _chat.serve_echo(HOST, 0, ready=lambda address: _announce(address.port))
+        async def echo_twinsock(conn: asyncnet.AsyncSocket) -> None:
+            while line := await conn.recv_line():  # the line goes back as it came
+                await conn.send((b"" if line == b"\r\n" else line) + b"\n")
+
+        twinsock_server = await asyncnet.serve(echo_twinsock, HOST, 0, backlog=4096)
+        _announce(twinsock_server.port)
+        try:
+            await asyncio.Event().wait()  # until cancelled (SIGTERM)
+        finally:
+            await twinsock_server.shutdown(0)
         return
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

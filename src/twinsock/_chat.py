@@ -1,197 +1,190 @@
-"""The seed's chat server and a line echo server, written with ``AsyncSocket``.
+"""The chat room of ``twinsock chat`` and the line echo handlers of ``twinsock echo``.
 
-How this works.  ``serve_chat`` is the chat server of the Nim ``asyncnet``
-documentation (seeds/000): it accepts clients forever, keeps them in a list,
-and runs one task per client that reads lines and sends each line, followed
-by ``b"\\r\\n"``, to every client (the sender included).  Three things the
-seed leaves to luck are made explicit: a client that disconnects (or sends a
-line longer than ``max_length``) is removed from the list and closed; a
-client that cannot take a line within ``SEND_TIMEOUT`` seconds, or whose
-connection broke, is dropped instead of stopping the others; and sends to
-one client are serialised with a lock, because an ``AsyncSocket`` refuses two
-concurrent writers.  An empty line is relayed as one empty line.
+How this works.  ``ChatRoom.handle`` is an ``asyncnet.serve`` handler: each
+connection joins the room, every line it sends is relayed, followed by
+``b"\\r\\n"``, to every member (the sender included), and it leaves when it
+disconnects.  This is the chat server of the Nim ``asyncnet`` documentation
+(seeds/000) with one rule the seed leaves to luck: no client can slow the
+room.  Relaying a line never waits.  Each member has a bounded queue of
+its own (``_Member``): while the queue is empty and the member's transport
+takes data (``try_send``), a line goes straight to the transport; otherwise
+it is appended to the queue, which the member's own writer task drains
+into its own socket.  A member whose queue passes ``max_queued_bytes`` or
+``max_queued_lines`` does not read what the room says; it is disconnected
+and logged (WARNING on the ``twinsock.chat`` logger, naming the peer).  Its
+socket is closed with ``aclose``, which waits at most a second for what was
+queued and then aborts the connection, so a peer that never reads cannot
+keep its descriptor open.  The talker's own task only reads and appends:
+it never waits on another client's socket.  An empty line (``recv_line``
+gives ``b"\\r\\n"``) is relayed as one empty line (``_core.data.line_to_send``).
 
-``serve_echo`` sends every line back with a ``b"\\n"`` terminator, like the
-servers in ``bench/``; ``serve_echo_lines`` does the same with
-``asyncnet.serve_lines`` (a callback per line, no task per connection).  All
-take ``ready``, called once with the address the server listens on (useful
-with port 0).
+Memory per member stays below ``max_queued_bytes`` in its queue plus the
+transport's high-water mark (``asyncnet.WRITE_HIGH_WATER``) plus the one
+batch the writer is sending.
+
+``echo`` and ``echo_line`` are the two handlers of ``twinsock echo``: a
+coroutine per connection (``asyncnet.serve``) and a callback per line
+(``asyncnet.serve_lines``); each sends every line back as ``send_line``
+does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from typing import TYPE_CHECKING
 
 from twinsock._core.data import line_to_send
-from twinsock.addresses import IPFamily, SocketAddress, is_ip_address
-from twinsock.errors import LineTooLong
+from twinsock._core.targets import format_endpoint
+from twinsock.errors import SocketClosedError
 
 if TYPE_CHECKING:
-    from twinsock.asyncnet import AsyncSocket
+    from twinsock.asyncnet import AsyncSocket, LineConnection
 
-__all__ = ["SEND_TIMEOUT", "serve", "serve_chat", "serve_echo", "serve_echo_lines"]
+__all__ = ["MAX_QUEUED_BYTES", "MAX_QUEUED_LINES", "ChatRoom", "echo", "echo_line"]
 
-#: How long one chat client may take to accept a line before it is dropped.
-SEND_TIMEOUT = 10.0
+#: A member with more than this many bytes waiting for it is disconnected.
+#: 256 KiB is about a minute of a busy human chat and far more than a reading
+#: client ever has waiting: its transport takes 256 KiB more before lines queue.
+MAX_QUEUED_BYTES = 256 * 1024
+#: A member with more than this many lines waiting for it is disconnected
+#: (each queued line costs memory of its own, however short).
+MAX_QUEUED_LINES = 4096
 
-#: Called once with the address the server listens on.
-Ready = Callable[[SocketAddress], None]
-
-log = logging.getLogger("twinsock")
-
-
-async def open_server(
-    host: str, port: int, tls_context: Any = None, backlog: int = 128
-) -> AsyncSocket:
-    """An ``AsyncSocket`` listening on ``host:port`` (SO_REUSEADDR set), TLS-wrapped if asked."""
-    from twinsock import asyncnet
-    from twinsock.nativesockets import Domain
-
-    domain = Domain.AF_INET6 if is_ip_address(host) and ":" in host else Domain.AF_INET
-    server = asyncnet.AsyncSocket(domain)
-    try:
-        server.set_sock_opt(asyncnet.SockOpt.REUSE_ADDR, True)
-        server.bind_addr(port, host)
-        server.listen(backlog)
-        if tls_context is not None:
-            asyncnet.wrap_socket(tls_context, server)
-    except BaseException:
-        server.close()
-        raise
-    return server
+log = logging.getLogger("twinsock.chat")
 
 
-def _listening_address(server: AsyncSocket) -> SocketAddress:
-    host, port = server.get_local_addr()
-    return SocketAddress.create(host, port, IPFamily.UNSPEC)
+class _Member:
+    """One client in the room: its socket, its queue and its writer task."""
+
+    __slots__ = ("conn", "peer", "queue", "queued", "ready", "writer")
+
+    def __init__(self, conn: AsyncSocket, peer: str) -> None:
+        self.conn = conn
+        self.peer = peer
+        self.queue: deque[bytes] = deque()
+        self.queued = 0  # bytes in ``queue``
+        self.ready = asyncio.Event()  # set when ``queue`` has something
+        self.writer: asyncio.Task[None] | None = None
+
+    def take(self) -> bytes:
+        """Everything queued, as one piece, and the queue emptied."""
+        data = b"".join(self.queue)
+        self.queue.clear()
+        self.queued = 0
+        self.ready.clear()
+        return data
 
 
-class _Client:
-    """A chat client: its socket and the lock that keeps its sends whole."""
+class ChatRoom:
+    """A chat room: serve ``room.handle`` with ``asyncnet.serve``.
 
-    __slots__ = ("lock", "name", "sock")
+    Args:
+        max_queued_bytes: disconnect a member once more than this many bytes
+            wait for it in its queue.
+        max_queued_lines: disconnect a member once more than this many lines
+            wait for it in its queue.
+    """
 
-    def __init__(self, sock: AsyncSocket, name: str) -> None:
-        self.sock = sock
-        self.name = name
-        self.lock = asyncio.Lock()
+    def __init__(
+        self,
+        *,
+        max_queued_bytes: int = MAX_QUEUED_BYTES,
+        max_queued_lines: int = MAX_QUEUED_LINES,
+    ) -> None:
+        if max_queued_bytes < 1 or max_queued_lines < 1:
+            raise ValueError("max_queued_bytes and max_queued_lines must be >= 1")
+        self.max_queued_bytes = max_queued_bytes
+        self.max_queued_lines = max_queued_lines
+        self._members: dict[_Member, None] = {}  # an ordered set
+        self._closing: set[asyncio.Task[None]] = set()  # aclose of dropped members
 
+    @property
+    def peers(self) -> list[str]:
+        """The members' addresses (``host:port``), in the order they joined."""
+        return [member.peer for member in self._members]
 
-async def serve_chat(
-    host: str = "127.0.0.1", port: int = 12345, *, ready: Ready | None = None
-) -> None:
-    """Run the seed's chat server on ``host:port`` until cancelled."""
-    server = await open_server(host, port)
-    clients: list[_Client] = []
-    tasks: set[asyncio.Task[None]] = set()
+    def __len__(self) -> int:
+        return len(self._members)
 
-    def drop(client: _Client) -> None:
-        if client in clients:
-            clients.remove(client)
-        client.sock.close()
+    async def handle(self, conn: AsyncSocket) -> None:
+        """Serve one client: join, relay each of its lines to everyone, leave at its end.
 
-    async def deliver(client: _Client, data: bytes) -> None:
+        Errors of this connection (a reset, ``NetTimeout`` under
+        ``call_timeout``, ``LineTooLong``) escape to the server, which logs
+        them; a member the room disconnected ends quietly.
+        """
+        member = _Member(conn, _peer_of(conn))
+        self._members[member] = None
+        member.writer = asyncio.get_running_loop().create_task(self._write(member))
         try:
-            async with client.lock:
-                await client.sock.send(data, timeout=SEND_TIMEOUT)
-        except OSError as exc:  # broken, or stuck (NetTimeout): it must not stop the rest
-            log.info("chat: dropping %s: %s", client.name, exc)
-            drop(client)
+            while line := await conn.recv_line():
+                self.broadcast(line)
+        except SocketClosedError:
+            if member in self._members:  # closed by someone else: the server's shutdown
+                raise
+        finally:
+            self._leave(member)
 
-    async def process_client(client: _Client) -> None:
+    def broadcast(self, line: bytes) -> None:
+        """Relay one line as ``recv_line`` returned it to every member; never waits."""
+        data = line_to_send(line)
+        for member in list(self._members):
+            if not member.queue and member.conn.try_send(data):
+                continue  # the common case: straight to the transport, no task woken
+            member.queue.append(data)
+            member.queued += len(data)
+            if member.queued > self.max_queued_bytes or len(member.queue) > self.max_queued_lines:
+                self._drop(member)
+            else:
+                member.ready.set()
+
+    async def _write(self, member: _Member) -> None:
+        """Drain ``member``'s queue into its socket: the only task that waits on it."""
         try:
             while True:
-                line = await client.sock.recv_line()
-                if not line:
-                    break
-                data = line_to_send(line)  # the empty-line sentinel stays one line
-                for other in list(clients):
-                    await deliver(other, data)
-        except (OSError, LineTooLong) as exc:
-            log.info("chat: %s: %s", client.name, exc)
-        finally:
-            drop(client)
+                await member.ready.wait()
+                await member.conn.send(member.take())
+        except OSError as exc:  # broken, closed, or NetTimeout under call_timeout
+            if member in self._members:
+                self._drop(member, f"{exc}")
 
+    def _drop(self, member: _Member, reason: str | None = None) -> None:
+        """Disconnect ``member``: its reader ends, its socket is closed (aborted after 1 s)."""
+        if reason is None:
+            reason = (
+                f"it does not read what the room says ({member.queued} bytes in "
+                f"{len(member.queue)} lines waiting)"
+            )
+        log.warning("%s: disconnected: %s", member.peer, reason)
+        self._leave(member)
+        task = asyncio.get_running_loop().create_task(member.conn.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _leave(self, member: _Member) -> None:
+        self._members.pop(member, None)
+        member.queue.clear()
+        member.queued = 0
+        writer, member.writer = member.writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+
+
+def _peer_of(conn: AsyncSocket) -> str:
     try:
-        if ready is not None:
-            ready(_listening_address(server))
-        while True:
-            sock, address = await server.accept_addr()
-            client = _Client(sock, address)
-            clients.append(client)
-            task = asyncio.create_task(process_client(client))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        for client in list(clients):
-            client.sock.close()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return format_endpoint(conn.get_peer_addr())
+    except OSError:
+        return "(disconnected)"
 
 
-async def serve_echo(
-    host: str = "127.0.0.1",
-    port: int = 12345,
-    *,
-    ready: Ready | None = None,
-    tls_context: Any = None,
-) -> None:
-    """Run a line echo server on ``host:port`` until cancelled (TLS with ``tls_context``)."""
-    server = await open_server(host, port, tls_context, backlog=4096)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def echo(sock: AsyncSocket) -> None:
-        try:
-            while line := await sock.recv_line():
-                await sock.send((b"" if line == b"\r\n" else line) + b"\n")
-        except (OSError, LineTooLong) as exc:
-            log.info("echo: %s", exc)
-        finally:
-            sock.close()
-
-    try:
-        if ready is not None:
-            ready(_listening_address(server))
-        while True:
-            sock = await server.accept()
-            task = asyncio.create_task(echo(sock))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+async def echo(conn: AsyncSocket) -> None:
+    """``twinsock echo``'s handler: each line goes back as ``send_line`` sends it."""
+    while line := await conn.recv_line():
+        await conn.send_line(line)
 
 
-def _echo_line(conn: Any, line: bytes) -> None:
-    conn.send((b"" if line == b"\r\n" else line) + b"\n")
-
-
-async def serve_echo_lines(
-    host: str = "127.0.0.1",
-    port: int = 12345,
-    *,
-    ready: Ready | None = None,
-    tls_context: Any = None,
-) -> None:
-    """``serve_echo`` on ``asyncnet.serve_lines``, until cancelled."""
-    from twinsock import asyncnet
-
-    server = await asyncnet.serve_lines(_echo_line, host, port, ssl_context=tls_context,
-                                        backlog=4096)
-    try:
-        if ready is not None:
-            ready(server.addresses[0])
-        await asyncio.Event().wait()
-    finally:
-        await server.shutdown(0)
-
-
-#: The name the brief and ``examples/chat_server.py`` use.
-serve = serve_chat
+def echo_line(conn: LineConnection, line: bytes) -> bytes:
+    """``twinsock echo --lines``'s callback: the line goes back (as by ``send_line``)."""
+    return line

@@ -11,6 +11,10 @@ one line that names the option and the file, which ``cli`` raises as a
 ``UsageError`` (printed by ``cli.main``, exit status 2).  Whether a host text
 is a well-formed address is the library's rule (``AddressError``), so it is
 not repeated here: ``cli`` words that error the same way.
+
+The exit statuses, ``UsageError`` and ``CommandError`` (the two failures
+``cli.main`` reports in one line) and ``describe_error`` live here too, so
+that every command module (``cli``, ``_cli_servers``) raises the same ones.
 """
 
 from __future__ import annotations
@@ -18,10 +22,20 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import ssl
 import stat
 from collections.abc import Callable
 
 __all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROG",
+    "CommandError",
+    "UsageError",
+    "check_tls_files",
+    "describe_error",
+    "grace",
     "count",
     "hex_key",
     "host_port",
@@ -36,6 +50,37 @@ __all__ = [
 
 #: A certificate, key or CA file larger than this is refused unread.
 MAX_PEM_FILE = 16 * 1024 * 1024
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+PROG = "twinsock"
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+    # help_hint: whether the line points at --help (it cannot help with a bad file).
+    def __init__(self, message: str, *, help_hint: bool = True) -> None:
+        super().__init__(message)
+        self.help_hint = help_hint
+
+
+class CommandError(Exception):
+    """A failure that already has its one-line message: exit status 1."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error: the OS's words without ``[Errno N]`` where there are some."""
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ssl.SSLError):
+        text = exc.strerror
+        if exc.filename:
+            text = f"{exc.filename}: {text}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
 
 _CERTIFICATE = re.compile(r"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----")
@@ -64,14 +109,26 @@ def remote_port(text: str) -> int:
     return value
 
 
-def seconds(text: str) -> float:
-    """A duration in seconds, in (0, 3600]."""
+def _number_of_seconds(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds, in (0, 3600]."""
+    value = _number_of_seconds(text)
+    if not 0 < value <= 3600:  # NaN fails too
         raise argparse.ArgumentTypeError(f"{text} is not in (0, 3600] seconds")
+    return value
+
+
+def grace(text: str) -> float:
+    """A grace period in seconds, in [0, 3600] (0: close the connections at once)."""
+    value = _number_of_seconds(text)
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 3600] seconds")
     return value
 
 
@@ -196,6 +253,14 @@ def _check_tls_files(prog: str, cert: str | None, key: str | None, ca: str | Non
         _check_key(prog, "--key", key, text)
     if ca is not None and not _CERTIFICATE.search(_read(prog, "--ca", ca)):
         raise _BadFile(f"{prog}: argument --ca: {ca!r} holds no PEM certificate")
+
+
+def check_tls_files(prog: str, files: dict[str, str | None]) -> None:
+    """Raise ``UsageError`` (no ``--help`` hint) for a certificate, key or CA file that
+    cannot serve (``tls_file_problem``); before any I/O."""
+    problem = tls_file_problem(prog, **files)
+    if problem is not None:
+        raise UsageError(problem, help_hint=False)
 
 
 def tls_setup_problem(

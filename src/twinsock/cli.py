@@ -12,11 +12,13 @@ commands put the address in that line (``cannot connect to host:port: ...``,
 ``cannot listen on host:port: ...``); a traceback never reaches the user for
 either.  Ctrl-C or SIGTERM ends quietly with 0.  Status lines go to stderr,
 so that stdout carries only data (``connect`` and ``listen`` print received
-lines there).
+lines there).  The exit statuses and the two exceptions live in
+``twinsock._cli_args``, shared with ``_cli_servers``.
 
 - ``twinsock`` without a command runs ``chat`` on its default address.
-- ``chat`` and ``echo`` run the servers of ``twinsock._chat`` on an
-  ``AsyncSocket`` until interrupted.
+- ``chat`` and ``echo`` run on ``asyncnet.run_server`` until SIGINT or
+  SIGTERM (``twinsock._cli_servers``; the chat room and the echo handlers
+  are in ``twinsock._chat``).
 - ``connect`` and ``listen`` bridge stdin and stdout to one blocking
   connection: a thread sends stdin's lines, another prints the received
   lines.  At the end of stdin the sending side is shut down, so the peer
@@ -35,38 +37,30 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, NoReturn
 
-from twinsock import __version__, _cli_args
-from twinsock._cli_args import host_port
+from twinsock import __version__, _cli_args, _cli_servers
+from twinsock._cli_args import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    CommandError,
+    UsageError,
+    check_tls_files,
+    describe_error,
+    host_port,
+)
 from twinsock.errors import AddressError
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-PROG = "twinsock"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 12345
 
 #: After the end of stdin, how long a TLS ``connect`` waits for more data.
 TLS_LINGER = 1.0
-
-
-class UsageError(Exception):
-    """A bad command line: reported in one line, exit status 2."""
-
-    # help_hint: whether the line points at --help (it cannot help with a bad file).
-    def __init__(self, message: str, *, help_hint: bool = True) -> None:
-        super().__init__(message)
-        self.help_hint = help_hint
-
-
-class CommandError(Exception):
-    """A failure that already has its one-line message: exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,12 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = commands.add_parser(name, help=what, description=what)
         return sub
 
-    chat = command("chat", "run a chat server: each line a client sends goes to every client")
+    chat = command(
+        "chat",
+        "run a chat server: each line a client sends goes to every client "
+        "(a client that does not read is disconnected)",
+    )
     _add_listen_address(chat)
-    chat.set_defaults(run=_cmd_chat)
+    _cli_servers.add_serving_options(chat, workers=False)
+    chat.set_defaults(run=_cli_servers.run_chat)
 
     echo = command("echo", "run an echo server: each line goes back to its sender")
     _add_listen_address(echo)
+    _cli_servers.add_serving_options(echo, workers=True)
     echo.add_argument("--tls", action="store_true", help="serve TLS (needs --cert)")
     echo.add_argument("--cert", metavar="FILE", help="PEM certificate chain (may hold the key)")
     echo.add_argument("--key", metavar="FILE", help="PEM private key")
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument(
         "--lines", action="store_true", help="serve with serve_lines (a callback per line)"
     )
-    echo.set_defaults(run=_cmd_echo)
+    echo.set_defaults(run=_cli_servers.run_echo)
 
     connect = command(
         "connect", "connect to HOST PORT: send stdin's lines, print the lines that come back"
@@ -198,17 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for an error: the OS's words without ``[Errno N]`` where there are some."""
-    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ssl.SSLError):
-        text = exc.strerror
-        if exc.filename:
-            text = f"{exc.filename}: {text}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
 def _say(line: str) -> None:
     """Write one status line to stderr."""
     sys.stderr.write(line.rstrip("\n") + "\n")
@@ -265,79 +254,6 @@ def _require_asyncnet() -> None:
         raise CommandError(f"twinsock.asyncnet is not available: {exc}") from None
 
 
-# -- chat and echo ------------------------------------------------------------------------
-
-
-Ready = Callable[[object], None]
-
-
-def _cmd_chat(args: argparse.Namespace) -> int:
-    _require_asyncnet()
-    from twinsock import _chat
-
-    def server(ready: Ready) -> Coroutine[Any, Any, None]:
-        return _chat.serve_chat(args.host, args.port, ready=ready)
-
-    return _run_server(args, "chat server", server, use_uvloop=False)
-
-
-def _cmd_echo(args: argparse.Namespace) -> int:
-    prog = f"{PROG} echo"
-    if (args.cert or args.key) and not args.tls:
-        raise UsageError(f"{prog}: --cert and --key need --tls")
-    if args.tls and not args.cert:
-        raise UsageError(f"{prog}: --tls needs --cert FILE (and --key FILE)")
-    _require_asyncnet()
-    from twinsock import _chat
-
-    context = None
-    if args.tls:
-        from twinsock import asyncnet, tls
-
-        if not hasattr(asyncnet, "wrap_socket"):
-            raise CommandError("TLS is not available: twinsock.asyncnet has no wrap_socket")
-        files = {"cert": args.cert, "key": args.key}
-        _check_tls_files(prog, files)
-        try:
-            context = tls.new_context(cert_file=args.cert, key_file=args.key)
-        except OSError as exc:  # SslError: the files do not make a context
-            problem = _cli_args.tls_setup_problem(prog, exc, **files)
-            raise UsageError(problem, help_hint=False) from None
-
-    def server(ready: Ready) -> Coroutine[Any, Any, None]:
-        serve = _chat.serve_echo_lines if args.lines else _chat.serve_echo
-        return serve(args.host, args.port, ready=ready, tls_context=context)
-
-    what = "TLS echo server" if args.tls else "echo server"
-    return _run_server(args, what, server, use_uvloop=args.uvloop)
-
-
-def _run_server(
-    args: argparse.Namespace,
-    what: str,
-    server: Callable[[Ready], Coroutine[Any, Any, None]],
-    *,
-    use_uvloop: bool,
-) -> int:
-    """Run a server until interrupted; name its address in any error it ends with."""
-    listening: list[object] = []
-
-    def ready(address: object) -> None:
-        listening.append(address)
-        _say(f"{what} listening on {address} (Ctrl-C to stop)")
-
-    try:
-        _run_async(server(ready), use_uvloop)
-    except (OSError, AddressError) as exc:
-        if listening:
-            raise CommandError(f"{what} on {listening[0]}: {describe_error(exc)}") from exc
-        if isinstance(exc, AddressError):  # the library refused the --host text
-            raise UsageError(f"{PROG} {args.command}: argument --host: {exc}") from None
-        where = host_port(args.host, args.port)
-        raise CommandError(f"cannot listen on {where}: {describe_error(exc)}") from exc
-    return EXIT_OK
-
-
 # -- connect and listen ---------------------------------------------------------------------
 
 
@@ -363,7 +279,7 @@ def _client_context(args: argparse.Namespace) -> Any:
         context = tls.new_context(verify_mode=tls.VerifyMode.NONE, cipher_list="PSK")
         context.client_get_psk_func = lambda hint: (identity, key)
         return context
-    _check_tls_files(prog, {"ca": args.ca})
+    check_tls_files(prog, {"ca": args.ca})
     mode = tls.VerifyMode.NONE if args.insecure else tls.VerifyMode.PEER
     try:
         return tls.new_context(verify_mode=mode, ca_file=args.ca)
@@ -371,13 +287,6 @@ def _client_context(args: argparse.Namespace) -> Any:
         raise UsageError(
             _cli_args.tls_setup_problem(prog, exc, ca=args.ca), help_hint=False
         ) from None
-
-
-def _check_tls_files(prog: str, files: dict[str, str | None]) -> None:
-    """Refuse, before any I/O, a certificate, key or CA file that cannot serve."""
-    problem = _cli_args.tls_file_problem(prog, **files)
-    if problem is not None:
-        raise UsageError(problem, help_hint=False)
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
