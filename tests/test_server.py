@@ -329,6 +329,22 @@ def test_tls_clients_are_served_after_the_handshake(kind: Any, tls: Tls) -> None
         assert served.stats.handshake_failures == 0
 
 
+def test_a_tls_client_closing_without_close_notify_is_an_ordinary_end(
+    kind: Any, tls: Tls, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python's ssl (and curl, and browsers) close TCP without close_notify: the
+    handler still sees the truncation (an SslError), but the server logs it at
+    DEBUG like a reset, not at ERROR with a traceback."""
+    caplog.set_level(logging.DEBUG, logger="twinsock.server")
+    with serving(kind, ECHO, ssl_context=tls.server_context()) as served:
+        with tls.client(served.port) as sock:
+            assert ask(sock, b"bye") == b"bye\r\n"
+        served.wait_for(lambda s: s.closed == 1)
+    ours = [r for r in caplog.records if r.name == "twinsock.server"]
+    assert not [r for r in ours if r.levelno >= logging.WARNING], caplog.text
+    assert any(r.levelno == logging.DEBUG and "truncated" in r.getMessage() for r in ours)
+
+
 def test_stalled_handshakes_do_not_delay_a_real_tls_client(kind: Any, tls: Tls) -> None:
     options = {"ssl_context": tls.server_context(), "handshake_timeout": 10.0}
     with serving(kind, ECHO, **options) as served:

@@ -38,6 +38,7 @@ from typing import Any
 
 from twinsock._core.flags import is_disconnection_error
 from twinsock._core.targets import reject_malformed_ip
+from twinsock._core.tls_engine import TruncatedStream
 from twinsock._core.types import DEFAULT_FLAGS
 from twinsock.addresses import is_ip_address
 from twinsock.errors import LineTooLong, NetTimeout, SocketClosedError
@@ -129,7 +130,7 @@ _SKIP_ERRNOS = frozenset(
 _STOP_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK, errno.EINVAL})
 
 # What ends a connection in the ordinary course of things: logged at DEBUG.
-_QUIET_ERRORS = (NetTimeout, LineTooLong, SocketClosedError)
+_QUIET_ERRORS = (NetTimeout, LineTooLong, SocketClosedError, TruncatedStream)
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,8 @@ def handler_error_level(exc: BaseException) -> int:
     """``logging.DEBUG`` for the ordinary end of a connection, else ``logging.ERROR``.
 
     Ordinary: a disconnection error (``is_disconnection_error``), ``NetTimeout``,
-    ``LineTooLong`` or ``SocketClosedError`` (what ``shutdown`` wakes calls with).
+    ``LineTooLong``, ``SocketClosedError`` (what ``shutdown`` wakes calls with)
+    or a TLS stream the peer ended without close_notify (most TLS clients do).
     """
     if isinstance(exc, _QUIET_ERRORS):
         return logging.DEBUG

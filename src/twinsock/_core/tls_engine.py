@@ -43,7 +43,16 @@ from twinsock.errors import PskError, SslError
 if TYPE_CHECKING:
     from twinsock.tls import Certificate, SslContext
 
-__all__ = ["DEFAULT_READ_SIZE", "TlsEngine", "check_handshake_args"]
+__all__ = ["DEFAULT_READ_SIZE", "TlsEngine", "TruncatedStream", "check_handshake_args"]
+
+class TruncatedStream(SslError):
+    """The ``SslError`` of a TLS stream that the peer ended without close_notify.
+
+    Callers catch it as ``SslError``; the serving layer tells it apart because
+    it is how most TLS clients (Python's ``ssl``, curl, browsers) leave: for a
+    server it is a disconnection, not a handler's failure.
+    """
+
 
 #: One TLS record holds at most 16 KiB of plaintext, and ``SSLObject.read(n)``
 #: allocates ``n`` bytes up front: asking for more only costs an allocation.
@@ -410,7 +419,7 @@ class TlsEngine:
             self._ended = True
             return b""
         error = self._failed(
-            SslError(
+            TruncatedStream(
                 "TLS stream truncated: the peer closed the TCP connection without "
                 "close_notify (use allow_truncation=True to accept this)"
             ),
