@@ -95,10 +95,6 @@ class AsyncBase(SocketBase):
     # -- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close now (idempotent); every waiting call ends with ``SocketClosedError``.
-
-        TLS: close_notify is queued, not awaited (see ``aclose``).
-        """
         sock = self._sock
         if sock is None:
             return
@@ -119,7 +115,16 @@ class AsyncBase(SocketBase):
         self._fail_waiters()
 
     async def aclose(self) -> None:
-        """Close, waiting (bounded) for queued data and the TLS close_notify to go out."""
+        """Close, and wait (about a second at most) for queued data to go out.
+
+        As ``close``, but it also waits until the transport has written what
+        was queued and, on TLS, the close_notify; a peer that does not take
+        them in time gets the connection aborted.  ``async with`` calls it.
+
+        Raises:
+            RuntimeError: awaited outside a running event loop, or on another
+                loop than the one the socket first ran on.
+        """
         transport = self._transport
         lost = None
         if transport is not None and self._lost is None:
