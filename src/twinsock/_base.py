@@ -123,15 +123,30 @@ class SocketBase:
         return self._buffered
 
     def is_closed(self) -> bool:
-        """True once ``close()`` was called."""
+        """Tell whether the socket was closed.
+
+        Returns:
+            ``True`` once ``close()`` was called.
+        """
         return self._sock is None
 
     def is_ssl(self) -> bool:
-        """True if the socket is wrapped in TLS."""
+        """Tell whether the socket speaks TLS.
+
+        Returns:
+            ``True`` once ``wrap_socket`` or ``wrap_connected_socket`` made it a
+            TLS socket (also before its handshake), or when it was accepted
+            from a TLS listener.
+        """
         return self._tls is not None or self._tls_context is not None
 
     def has_data_buffered(self) -> bool:
-        """True exactly when a read could return buffered bytes without waiting."""
+        """Tell whether received bytes wait in the read buffer.
+
+        Returns:
+            ``True`` exactly when a read could return buffered bytes without
+            waiting.
+        """
         return bool(self._buf)
 
     @property
@@ -169,11 +184,19 @@ class SocketBase:
         return check_timeout(timeout)
 
     def get_fd(self) -> int:
-        """The file descriptor (-1 once closed)."""
+        """The socket's file descriptor.
+
+        Returns:
+            The descriptor number, or -1 once the socket is closed.
+        """
         return -1 if self._sock is None else self._sock.fileno()
 
     def fileno(self) -> int:
-        """The file descriptor, for ``select`` and friends (-1 once closed)."""
+        """The file descriptor, for ``select`` and friends (as ``get_fd``).
+
+        Returns:
+            The descriptor number, or -1 once the socket is closed.
+        """
         return self.get_fd()
 
     def _where(self) -> str:
@@ -201,7 +224,25 @@ class SocketBase:
     # -- binding ----------------------------------------------------------------
 
     def bind_addr(self, port: int = 0, address: str = "") -> None:
-        """Bind to ``address:port``; ``""`` binds the any-address of the socket's family."""
+        """Bind the socket to ``address:port``.
+
+        Args:
+            port: the port, 0..65535; 0 lets the OS pick a free one
+                (``get_local_addr`` tells which).
+            address: a numeric address or a host name of the socket's family;
+                ``""`` binds the family's any-address (``0.0.0.0`` or ``::``).
+
+        Raises:
+            AddressError: ``port`` out of range, a numeric ``address`` of the
+                other family, text that can only be a malformed IP address, or
+                a name with no address of the socket's family.
+            TypeError: ``address`` is not a ``str``.
+            ValueError: not an AF_INET or AF_INET6 socket (use ``bind_unix``).
+            OSError: the address is in use (``EADDRINUSE``) or not local
+                (``EADDRNOTAVAIL``), the socket is bound already (``EINVAL``),
+                or a name does not resolve (``socket.gaierror``).
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("bind_addr")
         port = check_port(port)
         if not isinstance(address, str):
@@ -221,12 +262,36 @@ class SocketBase:
         sock.bind(targets[0][1])
 
     def bind_unix(self, path: str) -> None:
-        """Bind an AF_UNIX socket; a path starting with ``"\\0"`` is an abstract name."""
+        """Bind an AF_UNIX socket to ``path``.
+
+        Args:
+            path: the file system path to create (``str``, ``bytes`` or
+                path-like); one that starts with ``"\\0"`` is a Linux abstract
+                name, which creates no file.
+
+        Raises:
+            ValueError: not an AF_UNIX socket, or an empty ``path``.
+            TypeError: ``path`` is not a ``str``, ``bytes`` or path-like.
+            OSError: the path exists already (``EADDRINUSE``), its directory
+                does not (``ENOENT``), or the socket is bound already.
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("bind_unix")
         sock.bind(unix_path(sock, path))
 
     def listen(self, backlog: int = SOMAXCONN) -> None:
-        """Accept connections, with at most ``backlog`` waiting to be accepted."""
+        """Make the socket a listener that ``accept`` takes clients from.
+
+        Args:
+            backlog: how many connections may wait to be accepted (a negative
+                number counts as 0; the OS caps it at ``SOMAXCONN``).
+
+        Raises:
+            TypeError: ``backlog`` is not an int.
+            OSError: the socket type cannot listen (``EOPNOTSUPP``: a datagram
+                socket).
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("listen")
         if isinstance(backlog, bool) or not isinstance(backlog, int):
             raise TypeError(f"backlog must be an int, not {backlog!r}")
@@ -236,24 +301,71 @@ class SocketBase:
     # -- options ------------------------------------------------------------------
 
     def set_sock_opt(self, opt: SockOpt, value: bool, level: int | None = None) -> None:
-        """Set a boolean option; ``level=None`` picks the right level."""
+        """Set a boolean socket option.
+
+        Args:
+            opt: the option (``SockOpt.REUSE_ADDR``, ``SockOpt.NO_DELAY``, ...).
+            value: on (``True``) or off.
+            level: the option's level; ``None`` picks the right one
+                (``IPPROTO_TCP`` for ``NO_DELAY``, ``SOL_SOCKET`` for the rest).
+
+        Raises:
+            TypeError: ``opt`` is not a ``SockOpt``.
+            OSError: the platform lacks the option, or the OS refused it
+                (``ENOPROTOOPT``: ``NO_DELAY`` on a Unix socket, ...).
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("set_sock_opt")
         lvl, name = option_key(opt, level)
         sock.setsockopt(lvl, name, 1 if value else 0)
 
     def get_sock_opt(self, opt: SockOpt, level: int | None = None) -> bool:
-        """Read a boolean option."""
+        """Read a boolean socket option.
+
+        Args:
+            opt: the option (``SockOpt.REUSE_ADDR``, ``SockOpt.ACCEPT_CONN``, ...).
+            level: the option's level; ``None`` picks the right one.
+
+        Returns:
+            Whether the option is on.
+
+        Raises:
+            TypeError: ``opt`` is not a ``SockOpt``.
+            OSError: the platform lacks the option, or the OS refused it.
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("get_sock_opt")
         lvl, name = option_key(opt, level)
         return sock.getsockopt(lvl, name) != 0
 
     def set_nagle(self, enabled: bool) -> None:
-        """Nagle's algorithm on (TCP_NODELAY = 0) or off (TCP_NODELAY = 1)."""
+        """Turn Nagle's algorithm on or off (Chapel's ``setNagle``).
+
+        Args:
+            enabled: ``True`` lets small writes wait to be coalesced
+                (``TCP_NODELAY`` = 0); ``False`` sends them at once
+                (``TCP_NODELAY`` = 1).
+
+        Raises:
+            OSError: not a TCP socket (``EOPNOTSUPP``, ``ENOPROTOOPT``).
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("set_nagle")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if enabled else 1)
 
     def set_delay_ack(self, enabled: bool) -> None:
-        """Delayed ACKs on (TCP_QUICKACK = 0) or off (TCP_QUICKACK = 1, Linux)."""
+        """Turn delayed ACKs on or off (Chapel's ``setDelayAck``; Linux).
+
+        Args:
+            enabled: ``True`` lets the kernel delay ACKs (``TCP_QUICKACK`` = 0);
+                ``False`` ACKs at once (``TCP_QUICKACK`` = 1, which the kernel
+                may reset later).
+
+        Raises:
+            OSError: the platform has no ``TCP_QUICKACK`` (``ENOPROTOOPT``), or
+                not a TCP socket.
+            SocketClosedError: the socket is closed.
+        """
         sock = self._open("set_delay_ack")
         quickack = getattr(socket, "TCP_QUICKACK", None)
         if quickack is None:
@@ -263,22 +375,57 @@ class SocketBase:
     # -- addresses ----------------------------------------------------------------
 
     def get_local_addr(self) -> tuple[str, int]:
-        """The local address and port (Unix sockets: the path and 0)."""
+        """The address the socket is bound to.
+
+        Returns:
+            ``(address, port)``, the address text and the port (``0.0.0.0`` and
+            0 before any bind); a Unix socket gives its path (``""`` when
+            unnamed) and 0.
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
         return sockaddr_text(self._open("get_local_addr").getsockname())
 
     def get_peer_addr(self) -> tuple[str, int]:
-        """The peer's address and port (IPv6 peers give IPv6 text)."""
+        """The address of the peer the socket is connected to.
+
+        Returns:
+            ``(address, port)``, the peer's address text (IPv6 text for an
+            IPv6 peer) and port; a Unix socket gives the peer's path and 0.
+
+        Raises:
+            OSError: the socket is not connected (``ENOTCONN``).
+            SocketClosedError: the socket is closed.
+        """
         return sockaddr_text(self._open("get_peer_addr").getpeername())
 
     # -- TLS queries ----------------------------------------------------------------
 
     def get_peer_certificates(self) -> list[Certificate]:
-        """The peer's verified chain, leaf first; empty without TLS or verification."""
+        """The certificate chain the peer presented and the handshake verified.
+
+        Returns:
+            The chain as ``Certificate`` values, leaf first and root last; an
+            empty list when the socket is not TLS or the peer was not verified
+            (``VerifyMode.NONE``, a server that asked for no client
+            certificate, PSK).
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
         self._open("get_peer_certificates")
         return [] if self._tls is None else self._tls.peer_certificates()
 
     def get_psk_identity(self) -> str | None:
-        """The PSK identity the peer used (server side), or ``None``."""
+        """The PSK identity the peer used (server side; TLS 1.2 and 1.3).
+
+        Returns:
+            The identity, or ``None`` without PSK (or not TLS).
+
+        Raises:
+            SocketClosedError: the socket is closed.
+        """
         self._open("get_psk_identity")
         return None if self._tls is None else self._tls.psk_identity()
 

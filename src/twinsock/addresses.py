@@ -92,7 +92,13 @@ class IPFamily(enum.IntEnum):
 
 
 def check_port(port: object) -> int:
-    """Return ``port`` as an ``int`` if it is a valid port number (0..65535).
+    """Check that ``port`` is a port number.
+
+    Args:
+        port: the value to check.
+
+    Returns:
+        ``port`` as a plain ``int`` (an ``IntEnum`` member becomes its value).
 
     Raises:
         AddressError: ``port`` is not an ``int`` (``bool`` included) or is
@@ -111,6 +117,12 @@ def parse_ip_address(text: str) -> IpAddress:
     Leading-zero IPv4 octets (``"01.2.3.4"``) are rejected, because some
     parsers read them as octal.  An IPv6 zone (``"fe80::1%eth0"``) is kept.
 
+    Args:
+        text: the address, without brackets or surrounding whitespace.
+
+    Returns:
+        An ``ipaddress.IPv4Address`` or ``ipaddress.IPv6Address``.
+
     Raises:
         AddressError: ``text`` is not an IP address; the message quotes it.
         TypeError: ``text`` is not a ``str``.
@@ -124,7 +136,14 @@ def parse_ip_address(text: str) -> IpAddress:
 
 
 def is_ip_address(text: object) -> bool:
-    """Tell whether ``text`` is the text of an IP address; never raises."""
+    """Tell whether ``text`` is the text of an IP address; never raises.
+
+    Args:
+        text: anything; only a ``str`` can be an address.
+
+    Returns:
+        ``True`` when ``parse_ip_address(text)`` would succeed.
+    """
     if not isinstance(text, str):
         return False
     try:
@@ -135,7 +154,13 @@ def is_ip_address(text: object) -> bool:
 
 
 def ip_family(address: IpAddress) -> IpAddressFamily:
-    """Return whether ``address`` is IPv4 or IPv6.
+    """Tell whether ``address`` is IPv4 or IPv6.
+
+    Args:
+        address: an ``IPv4Address`` or ``IPv6Address``.
+
+    Returns:
+        ``IpAddressFamily.IPV4`` or ``IpAddressFamily.IPV6``.
 
     Raises:
         TypeError: ``address`` is not an ``IPv4Address`` / ``IPv6Address``.
@@ -168,8 +193,14 @@ def _scope_index(address: ipaddress.IPv6Address) -> int:
 def to_sockaddr(address: IpAddress | str, port: int) -> SockAddrTuple:
     """Return the tuple the ``socket`` module takes for ``address`` and ``port``.
 
-    IPv4 gives ``(host, port)``; IPv6 gives ``(host, port, 0, scope_id)``,
-    where the zone of the address (if any) becomes the numeric ``scope_id``.
+    Args:
+        address: an address object or the text of one.
+        port: the port, 0..65535.
+
+    Returns:
+        ``(host, port)`` for IPv4; ``(host, port, 0, scope_id)`` for IPv6,
+        where the zone of the address (if any) becomes the numeric
+        ``scope_id``.
 
     Raises:
         AddressError: ``address`` is not an IP address, its zone names no
@@ -188,9 +219,15 @@ def to_sockaddr(address: IpAddress | str, port: int) -> SockAddrTuple:
 def from_sockaddr(sockaddr: tuple[object, ...]) -> tuple[IpAddress, int]:
     """Return the address and port of a ``socket``-module address tuple.
 
-    Accepts ``(host, port)`` (either family) and the IPv6 form
-    ``(host, port, flowinfo, scope_id)``; a non-zero ``scope_id`` becomes the
-    address's numeric zone unless the host text already carries one.
+    Args:
+        sockaddr: ``(host, port)`` (either family) or the IPv6 form
+            ``(host, port, flowinfo, scope_id)``; a non-zero ``scope_id``
+            becomes the address's numeric zone unless the host text already
+            carries one.
+
+    Returns:
+        ``(address, port)``, the address as an ``IPv4Address`` or
+        ``IPv6Address``.
 
     Raises:
         AddressError: the tuple has the wrong shape, the host is not an IP
@@ -225,10 +262,21 @@ def _family_of(ip: IpAddress) -> IPFamily:
 class SocketAddress:
     """An IP socket address (Chapel's ``ipAddr``): immutable and hashable.
 
-    ``host`` is the canonical (RFC 5952) text of the address, ``port`` its
-    port and ``family`` its :class:`IPFamily` (never ``UNSPEC``).  Build one
-    with :meth:`create`, :meth:`ipv4`, :meth:`ipv6` or :meth:`from_sockaddr`;
-    the constructor applies the same checks as :meth:`create`.
+    Build one with :meth:`create`, :meth:`ipv4`, :meth:`ipv6` or
+    :meth:`from_sockaddr`; the constructor applies the same checks as
+    :meth:`create`.
+
+    Args:
+        host: the address text (or an address object); it is stored as the
+            canonical RFC 5952 text.
+        port: the port, 0..65535.
+        family: its :class:`IPFamily`; ``UNSPEC`` takes the family from
+            ``host`` (a ``SocketAddress`` never stores ``UNSPEC``).
+
+    Raises:
+        AddressError: ``host`` is not a numeric address of ``family``, or the
+            port is outside 0..65535.
+        TypeError: ``host`` is neither a ``str`` nor an IP address object.
     """
 
     host: str
@@ -250,7 +298,14 @@ class SocketAddress:
     ) -> SocketAddress:
         """Build an address from a numeric host, a port and a family.
 
-        ``family=IPFamily.UNSPEC`` takes the family from ``host``.
+        Args:
+            host: the numeric address (text or object); names are refused.
+            port: the port, 0..65535.
+            family: the family ``host`` must have; ``IPFamily.UNSPEC`` takes
+                it from ``host``.
+
+        Returns:
+            The ``SocketAddress``.
 
         Raises:
             AddressError: ``host`` is not a numeric address of ``family``, the
@@ -263,7 +318,15 @@ class SocketAddress:
     def ipv4(
         cls, host: str | ipaddress.IPv4Address = IPV4_ANY, port: int = 8000
     ) -> SocketAddress:
-        """Build an IPv4 address (default: the any-address, port 8000).
+        """Build an IPv4 address.
+
+        Args:
+            host: the IPv4 address (text or object); the default is the
+                any-address, ``0.0.0.0``.
+            port: the port, 0..65535.
+
+        Returns:
+            The ``SocketAddress``.
 
         Raises:
             AddressError: ``host`` is not an IPv4 address or the port is out of range.
@@ -274,7 +337,15 @@ class SocketAddress:
     def ipv6(
         cls, host: str | ipaddress.IPv6Address = IPV6_ANY, port: int = 8000
     ) -> SocketAddress:
-        """Build an IPv6 address (default: the any-address, port 8000).
+        """Build an IPv6 address.
+
+        Args:
+            host: the IPv6 address (text or object); the default is the
+                any-address, ``::``.
+            port: the port, 0..65535.
+
+        Returns:
+            The ``SocketAddress``.
 
         Raises:
             AddressError: ``host`` is not an IPv6 address or the port is out of range.
@@ -284,6 +355,13 @@ class SocketAddress:
     @classmethod
     def from_sockaddr(cls, sockaddr: tuple[object, ...]) -> SocketAddress:
         """Build an address from a ``socket``-module address tuple.
+
+        Args:
+            sockaddr: ``(host, port)`` or ``(host, port, flowinfo, scope_id)``,
+                as :func:`from_sockaddr` takes it.
+
+        Returns:
+            The ``SocketAddress``.
 
         Raises:
             AddressError: see :func:`from_sockaddr`.
@@ -298,7 +376,15 @@ class SocketAddress:
         return ipaddress.ip_address(self.host)
 
     def to_sockaddr(self) -> SockAddrTuple:
-        """Return the tuple the ``socket`` module takes for this address."""
+        """The tuple the ``socket`` module takes for this address.
+
+        Returns:
+            ``(host, port)``, or ``(host, port, 0, scope_id)`` for IPv6.
+
+        Raises:
+            AddressError: the address's zone names a network interface that
+                no longer exists.
+        """
         return to_sockaddr(self.host, self.port)
 
     def __str__(self) -> str:

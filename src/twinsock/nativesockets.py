@@ -9,7 +9,9 @@ A function handed a closed ``socket.socket`` raises
 :class:`~twinsock.errors.SocketClosedError` (an ``OSError`` with errno EBADF)
 before touching the OS.  ``select_read`` / ``select_write`` wait with
 ``select.poll`` where it exists (no 1024-descriptor limit) and fall back to
-``selectors`` elsewhere.
+``selectors`` elsewhere.  The enums live in ``twinsock._native_types`` and
+the name-service lookups (``get_addr_info``, ``get_serv_by_*``,
+``get_host_by_*``, ...) in ``twinsock._netdb``; this module exports them.
 
 Decisions where the SPEC is silent:
 
@@ -30,7 +32,6 @@ Decisions where the SPEC is silent:
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import select
@@ -38,12 +39,24 @@ import selectors
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol as _TypingProtocol
 from typing import TypeVar
 
 from twinsock._core.deadline import check_timeout
-from twinsock.addresses import SockAddrTuple, check_port, parse_ip_address
+from twinsock._native_types import Domain, Protocol, SockType
+from twinsock._netdb import (
+    AddrInfo,
+    Hostent,
+    Servent,
+    get_addr_info,
+    get_host_by_addr,
+    get_host_by_name,
+    get_hostname,
+    get_proto_by_name,
+    get_serv_by_name,
+    get_serv_by_port,
+)
+from twinsock.addresses import SockAddrTuple  # noqa: F401 (AddrInfo's annotation names it)
 from twinsock.errors import AddressError, SocketClosedError
 
 __all__ = [
@@ -86,67 +99,13 @@ __all__ = [
 #: The operating system's largest ``listen`` backlog (``socket.SOMAXCONN``).
 SOMAXCONN: int = socket.SOMAXCONN
 
-
-class Domain(enum.IntEnum):
-    """Socket domain (address family), with the OS values."""
-
-    AF_UNSPEC = socket.AF_UNSPEC
-    AF_UNIX = getattr(socket, "AF_UNIX", 1)
-    AF_INET = socket.AF_INET
-    AF_INET6 = socket.AF_INET6
-
-
-class SockType(enum.IntEnum):
-    """Socket type, with the OS values."""
-
-    SOCK_STREAM = socket.SOCK_STREAM
-    SOCK_DGRAM = socket.SOCK_DGRAM
-    SOCK_RAW = socket.SOCK_RAW
-    SOCK_SEQPACKET = getattr(socket, "SOCK_SEQPACKET", 5)
-
-
-class Protocol(enum.IntEnum):
-    """IP protocol number, with the OS values."""
-
-    IPPROTO_TCP = socket.IPPROTO_TCP
-    IPPROTO_UDP = socket.IPPROTO_UDP
-    IPPROTO_IP = socket.IPPROTO_IP
-    IPPROTO_IPV6 = socket.IPPROTO_IPV6
-    IPPROTO_RAW = socket.IPPROTO_RAW
-    IPPROTO_ICMP = socket.IPPROTO_ICMP
-    IPPROTO_ICMPV6 = socket.IPPROTO_ICMPV6
-
-
-@dataclass(frozen=True)
-class Servent:
-    """A service database entry (``getservbyname`` / ``getservbyport``)."""
-
-    name: str
-    aliases: tuple[str, ...]
-    port: int
-    proto: str
-
-
-@dataclass(frozen=True)
-class Hostent:
-    """A host database entry (``gethostbyname`` / ``gethostbyaddr``)."""
-
-    name: str
-    aliases: tuple[str, ...]
-    addrtype: Domain
-    length: int
-    addr_list: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AddrInfo:
-    """One ``getaddrinfo`` result; enum members where the value is known."""
-
-    family: int
-    type: int
-    proto: int
-    canonname: str
-    sockaddr: SockAddrTuple
+# The enums and the name-service lookups live in private modules (so that this
+# one stays short enough to read); they are documented, and pickled, as ours.
+for _exported in (Domain, SockType, Protocol, Servent, Hostent, AddrInfo, get_addr_info,
+                  get_serv_by_name, get_serv_by_port, get_host_by_name, get_host_by_addr,
+                  get_hostname, get_proto_by_name):
+    _exported.__module__ = __name__
+del _exported
 
 
 class _HasFileno(_TypingProtocol):
@@ -169,15 +128,14 @@ def _open_fd(sock: _HasFileno, operation: str) -> int:
     return fd
 
 
-def _known(enum_type: type[enum.IntEnum], value: int) -> int:
-    try:
-        return enum_type(value)
-    except ValueError:
-        return value
-
-
 def to_known_domain(family: int) -> Domain | None:
     """Return the :class:`Domain` for an OS family number, or ``None`` if unknown.
+
+    Args:
+        family: an address family number (``socket.AF_INET``, ...).
+
+    Returns:
+        The ``Domain`` member, or ``None`` for a family it does not list.
 
     Raises:
         TypeError: ``family`` is not an ``int``.
@@ -190,7 +148,13 @@ def to_known_domain(family: int) -> Domain | None:
 
 
 def to_sock_type(protocol: Protocol | int) -> SockType:
-    """Return the socket type that goes with ``protocol`` (TCP: stream, UDP: datagram, else raw).
+    """Return the socket type that goes with ``protocol``.
+
+    Args:
+        protocol: a :class:`Protocol` value.
+
+    Returns:
+        ``SOCK_STREAM`` for TCP, ``SOCK_DGRAM`` for UDP, ``SOCK_RAW`` for the rest.
 
     Raises:
         ValueError: ``protocol`` is not a :class:`Protocol` value.
@@ -204,123 +168,6 @@ def to_sock_type(protocol: Protocol | int) -> SockType:
     return SockType.SOCK_RAW
 
 
-def get_addr_info(
-    address: str,
-    port: int,
-    domain: Domain | int = Domain.AF_INET,
-    sock_type: SockType | int = SockType.SOCK_STREAM,
-    protocol: Protocol | int = Protocol.IPPROTO_TCP,
-    *,
-    flags: int = 0,
-) -> list[AddrInfo]:
-    """Resolve ``address`` and ``port`` with ``getaddrinfo``.
-
-    For ``SOCK_RAW`` the port is checked but not used (as Nim does: the OS
-    takes no service for raw sockets), so the results carry port 0.
-
-    Raises:
-        socket.gaierror: resolution failed (an ``OSError``).
-        AddressError: ``port`` is outside 0..65535 or not an int.
-        TypeError: ``address`` is not a ``str``.
-    """
-    if not isinstance(address, str):
-        raise TypeError(f"address must be a str, not {type(address).__name__}")
-    valid_port: int | None = check_port(port)
-    if sock_type == socket.SOCK_RAW:
-        valid_port = None  # raw sockets have no ports; getaddrinfo refuses a service for them
-    results: list[AddrInfo] = []
-    for family, kind, proto, canonname, sockaddr in socket.getaddrinfo(
-        address, valid_port, domain, sock_type, protocol, flags
-    ):
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            continue  # only IP results carry a (host, port, ...) tuple
-        results.append(
-            AddrInfo(
-                family=_known(Domain, family),
-                type=_known(SockType, kind),
-                proto=_known(Protocol, proto),
-                canonname=canonname,
-                sockaddr=sockaddr,  # type: ignore[arg-type]
-            )
-        )
-    return results
-
-
-def get_serv_by_name(name: str, proto: str) -> Servent:
-    """Look up a service by name and protocol name (``/etc/services`` on POSIX).
-
-    Raises:
-        OSError: no such service for ``proto``.
-        TypeError: ``name`` or ``proto`` is not a ``str``.
-    """
-    if not isinstance(name, str) or not isinstance(proto, str):
-        raise TypeError("get_serv_by_name takes a str name and a str proto")
-    port = socket.getservbyname(name, proto)
-    canonical = socket.getservbyport(port, proto)
-    aliases = (name,) if name != canonical else ()
-    return Servent(name=canonical, aliases=aliases, port=port, proto=proto)
-
-
-def get_serv_by_port(port: int, proto: str) -> Servent:
-    """Look up a service by port number and protocol name.
-
-    Raises:
-        OSError: no service on ``port`` for ``proto``.
-        AddressError: ``port`` is outside 0..65535 or not an int.
-        TypeError: ``proto`` is not a ``str``.
-    """
-    valid_port = check_port(port)
-    if not isinstance(proto, str):
-        raise TypeError(f"proto must be a str, not {type(proto).__name__}")
-    name = socket.getservbyport(valid_port, proto)
-    return Servent(name=name, aliases=(), port=valid_port, proto=proto)
-
-
-def get_host_by_name(name: str) -> Hostent:
-    """Look up the IPv4 addresses of a host name (``gethostbyname``).
-
-    Raises:
-        OSError: the name does not resolve (``socket.gaierror``).
-        TypeError: ``name`` is not a ``str``.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    hostname, aliases, addrs = socket.gethostbyname_ex(name)
-    return Hostent(hostname, tuple(aliases), Domain.AF_INET, 4, tuple(addrs))
-
-
-def get_host_by_addr(ip: str) -> Hostent:
-    """Look up the host name of an IP address (``gethostbyaddr``).
-
-    Raises:
-        OSError: the address has no name (``socket.herror``).
-        AddressError: ``ip`` is not an IP address.
-        TypeError: ``ip`` is not a ``str``.
-    """
-    parsed = parse_ip_address(ip)
-    hostname, aliases, addrs = socket.gethostbyaddr(ip)
-    if parsed.version == 4:
-        return Hostent(hostname, tuple(aliases), Domain.AF_INET, 4, tuple(addrs))
-    return Hostent(hostname, tuple(aliases), Domain.AF_INET6, 16, tuple(addrs))
-
-
-def get_hostname() -> str:
-    """Return the local host name (not the FQDN)."""
-    return socket.gethostname()
-
-
-def get_proto_by_name(name: str) -> int:
-    """Return the protocol number for a protocol name (``"tcp"`` gives 6).
-
-    Raises:
-        OSError: unknown protocol name.
-        TypeError: ``name`` is not a ``str``.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    return socket.getprotobyname(name)
-
-
 def create_native_socket(
     domain: Domain | int = Domain.AF_INET,
     sock_type: SockType | int = SockType.SOCK_STREAM,
@@ -329,8 +176,18 @@ def create_native_socket(
 ) -> socket.socket:
     """Create a socket; ``AF_UNIX`` with TCP/UDP (the defaults) uses protocol 0.
 
+    Args:
+        domain: the address family.
+        sock_type: the socket type.
+        protocol: the protocol number.
+        inheritable: let child processes inherit the descriptor.
+
+    Returns:
+        The new ``socket.socket``, in blocking mode.
+
     Raises:
-        OSError: the OS refused (unsupported family, type or protocol).
+        OSError: the OS refused (unsupported family, type or protocol, or a
+            raw socket without the privilege).
     """
     if domain == Domain.AF_UNIX and protocol in (Protocol.IPPROTO_TCP, Protocol.IPPROTO_UDP):
         protocol = 0
@@ -347,6 +204,10 @@ def create_native_socket(
 def set_inheritable(sock: socket.socket, flag: bool) -> None:
     """Set whether ``sock`` is inherited by child processes.
 
+    Args:
+        sock: the socket.
+        flag: ``True`` to let children inherit it.
+
     Raises:
         SocketClosedError: ``sock`` is closed.
     """
@@ -357,6 +218,11 @@ def set_inheritable(sock: socket.socket, flag: bool) -> None:
 def set_blocking(sock: socket.socket, flag: bool) -> None:
     """Put ``sock`` in blocking (``True``) or non-blocking (``False``) mode.
 
+    Args:
+        sock: the socket.
+        flag: ``True`` for blocking calls, ``False`` for calls that raise
+            ``BlockingIOError`` instead of waiting.
+
     Raises:
         SocketClosedError: ``sock`` is closed.
     """
@@ -365,7 +231,11 @@ def set_blocking(sock: socket.socket, flag: bool) -> None:
 
 
 def close(sock: socket.socket) -> None:
-    """Close ``sock``; closing a closed socket does nothing."""
+    """Close ``sock``; closing a closed socket does nothing.
+
+    Args:
+        sock: the socket.
+    """
     sock.close()
 
 
@@ -379,6 +249,12 @@ def _check_uint(value: object, bits: int, name: str) -> int:
 def ntohl(x: int) -> int:
     """Convert a 32-bit unsigned integer from network to host byte order.
 
+    Args:
+        x: the integer, 0..2**32-1.
+
+    Returns:
+        ``x`` with its bytes in host order.
+
     Raises:
         OverflowError: ``x`` is outside 0..2**32-1.
         TypeError: ``x`` is not an ``int``.
@@ -388,6 +264,12 @@ def ntohl(x: int) -> int:
 
 def ntohs(x: int) -> int:
     """Convert a 16-bit unsigned integer from network to host byte order.
+
+    Args:
+        x: the integer, 0..65535.
+
+    Returns:
+        ``x`` with its bytes in host order.
 
     Raises:
         OverflowError: ``x`` is outside 0..65535.
@@ -399,6 +281,12 @@ def ntohs(x: int) -> int:
 def htonl(x: int) -> int:
     """Convert a 32-bit unsigned integer from host to network byte order.
 
+    Args:
+        x: the integer, 0..2**32-1.
+
+    Returns:
+        ``x`` with its bytes in network order.
+
     Raises:
         OverflowError: ``x`` is outside 0..2**32-1.
         TypeError: ``x`` is not an ``int``.
@@ -409,6 +297,12 @@ def htonl(x: int) -> int:
 def htons(x: int) -> int:
     """Convert a 16-bit unsigned integer from host to network byte order.
 
+    Args:
+        x: the integer, 0..65535.
+
+    Returns:
+        ``x`` with its bytes in network order.
+
     Raises:
         OverflowError: ``x`` is outside 0..65535.
         TypeError: ``x`` is not an ``int``.
@@ -418,6 +312,12 @@ def htons(x: int) -> int:
 
 def get_sock_domain(sock: socket.socket) -> Domain:
     """Return the domain (address family) of ``sock``.
+
+    Args:
+        sock: the socket.
+
+    Returns:
+        The :class:`Domain` member.
 
     Raises:
         SocketClosedError: ``sock`` is closed.
@@ -432,6 +332,13 @@ def get_sock_domain(sock: socket.socket) -> Domain:
 
 def get_addr_string(sockaddr: object) -> str:
     """Return the address text of a socket address (a tuple, or an AF_UNIX path).
+
+    Args:
+        sockaddr: an AF_INET / AF_INET6 tuple, or an AF_UNIX path (``str`` or
+            ``bytes``).
+
+    Returns:
+        The host text of a tuple (unchanged), or the path.
 
     Raises:
         AddressError: a tuple that is not an AF_INET / AF_INET6 address.
@@ -457,6 +364,12 @@ def _split(sockaddr: object) -> tuple[str, int]:
 def get_sock_name(sock: socket.socket) -> int:
     """Return the local port of ``sock`` (0 for AF_UNIX sockets).
 
+    Args:
+        sock: the socket.
+
+    Returns:
+        The port (0 before the socket is bound).
+
     Raises:
         SocketClosedError: ``sock`` is closed.
     """
@@ -465,6 +378,13 @@ def get_sock_name(sock: socket.socket) -> int:
 
 def get_local_addr(sock: socket.socket) -> tuple[str, int]:
     """Return the local address text and port of ``sock`` (``getsockname``).
+
+    Args:
+        sock: the socket.
+
+    Returns:
+        ``(address, port)``; an AF_UNIX socket gives its path (``""`` when
+        unnamed) and 0.
 
     Raises:
         SocketClosedError: ``sock`` is closed.
@@ -475,6 +395,13 @@ def get_local_addr(sock: socket.socket) -> tuple[str, int]:
 
 def get_peer_addr(sock: socket.socket) -> tuple[str, int]:
     """Return the peer's address text and port (``getpeername``).
+
+    Args:
+        sock: a connected socket.
+
+    Returns:
+        ``(address, port)``, IPv6 text for an IPv6 peer; an AF_UNIX socket gives
+        the peer's path and 0.
 
     Raises:
         OSError: ``sock`` is not connected (ENOTCONN).
@@ -487,9 +414,18 @@ def get_peer_addr(sock: socket.socket) -> tuple[str, int]:
 def get_sock_opt_int(sock: socket.socket, level: int, optname: int) -> int:
     """Return an integer socket option (``getsockopt``).
 
+    Args:
+        sock: the socket.
+        level: the option's level (``socket.SOL_SOCKET``, ...).
+        optname: the option (``socket.SO_RCVBUF``, ...).
+
+    Returns:
+        The option's value.
+
     Raises:
         OSError: the OS refused the option.
         SocketClosedError: ``sock`` is closed.
+        TypeError: ``level`` or ``optname`` is not an ``int``.
     """
     _open_fd(sock, "get_sock_opt_int")
     return sock.getsockopt(_check_int(level, "level"), _check_int(optname, "optname"))
@@ -498,10 +434,16 @@ def get_sock_opt_int(sock: socket.socket, level: int, optname: int) -> int:
 def set_sock_opt_int(sock: socket.socket, level: int, optname: int, value: int) -> None:
     """Set an integer socket option (``setsockopt``); ``bool`` values count as 0/1.
 
+    Args:
+        sock: the socket.
+        level: the option's level (``socket.SOL_SOCKET``, ...).
+        optname: the option (``socket.SO_REUSEADDR``, ...).
+        value: the value.
+
     Raises:
         OSError: the OS refused the option or value.
         SocketClosedError: ``sock`` is closed.
-        TypeError: ``value`` is not an ``int``.
+        TypeError: ``value``, ``level`` or ``optname`` is not an ``int``.
     """
     _open_fd(sock, "set_sock_opt_int")
     if not isinstance(value, int):
@@ -553,12 +495,21 @@ def select_read(socks: Sequence[_S], timeout: float | None = None) -> list[_S]:
     """Return the sockets of ``socks`` that can be read without blocking, in order.
 
     A socket at end of stream or in error counts as readable (a read would
-    not block).  ``timeout=None`` waits until one is ready, ``0`` only checks;
-    an empty ``socks`` returns ``[]`` at once.
+    not block).
+
+    Args:
+        socks: sockets (anything with ``fileno()``); an empty sequence returns
+            ``[]`` at once.
+        timeout: seconds to wait for one to be ready; ``None`` waits as long as
+            it takes, ``0`` only checks.
+
+    Returns:
+        The ready sockets, in their order in ``socks``; ``[]`` on timeout.
 
     Raises:
         SocketClosedError: one of ``socks`` is closed.
         ValueError: ``timeout`` is negative or NaN.
+        TypeError: ``timeout`` is not a number.
     """
     return _wait(socks, timeout, False, "select_read")
 
@@ -566,18 +517,33 @@ def select_read(socks: Sequence[_S], timeout: float | None = None) -> list[_S]:
 def select_write(socks: Sequence[_S], timeout: float | None = None) -> list[_S]:
     """Return the sockets of ``socks`` that can be written without blocking, in order.
 
-    ``timeout=None`` waits until one is ready, ``0`` only checks; an empty
-    ``socks`` returns ``[]`` at once.
+    Args:
+        socks: sockets (anything with ``fileno()``); an empty sequence returns
+            ``[]`` at once.
+        timeout: seconds to wait for one to be ready; ``None`` waits as long as
+            it takes, ``0`` only checks.
+
+    Returns:
+        The ready sockets, in their order in ``socks``; ``[]`` on timeout.
 
     Raises:
         SocketClosedError: one of ``socks`` is closed.
         ValueError: ``timeout`` is negative or NaN.
+        TypeError: ``timeout`` is not a number.
     """
     return _wait(socks, timeout, True, "select_write")
 
 
 def accept(sock: socket.socket, inheritable: bool = False) -> tuple[socket.socket, str]:
-    """Accept a connection on a listening socket; return it and the peer's address text.
+    """Accept a connection on a listening socket.
+
+    Args:
+        sock: the listening socket.
+        inheritable: let child processes inherit the new connection.
+
+    Returns:
+        ``(connection, address)``, the connected ``socket.socket`` and the
+        peer's address text (its path, or ``""``, for AF_UNIX).
 
     Raises:
         BlockingIOError: ``sock`` is non-blocking and no connection is pending.

@@ -10,7 +10,8 @@ the host form only adds the family filter and the service-name lookup.
 re-classed as a :class:`TcpConn` (a ``Socket`` subclass that adds no state
 of its own, only the ``addr`` and ``socket_fd`` views), which keeps its read
 buffer and TLS state as they are.  :class:`UdpSocket` wraps a datagram
-``Socket`` and reads with ``Socket.recv_from``, one datagram per call.
+``Socket`` and reads with ``Socket.recv_from``, one datagram per call (it
+lives in ``twinsock._simple_udp``, so that this module stays short).
 
 ``SocketAddress`` (Chapel's ``ipAddr``) and ``IPFamily`` are re-exported from
 :mod:`twinsock.addresses`, so ``from twinsock.simple import ...`` is enough.
@@ -35,12 +36,11 @@ from typing import Any, TypeAlias, overload
 from twinsock import net
 from twinsock._base import SocketBase
 from twinsock._blocking.dial import dial_as
-from twinsock._core.data import as_bytes
-from twinsock._core.deadline import Deadline, check_timeout
-from twinsock._core.types import SocketFlag
+from twinsock._core.deadline import check_timeout
+from twinsock._simple_udp import UdpSocket, check_address, check_family
 from twinsock.addresses import IPFamily, SocketAddress, check_port, is_ip_address
 from twinsock.errors import AddressError
-from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType, select_write
+from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType
 
 __all__ = [
     "BACKLOG_DEFAULT",
@@ -61,6 +61,8 @@ __all__ = [
 
 #: The default ``backlog`` of :func:`listen`: ``min(SOMAXCONN, 128)``.
 BACKLOG_DEFAULT: int = min(SOMAXCONN, 128)
+
+UdpSocket.__module__ = __name__  # it lives in twinsock._simple_udp; documented as ours
 
 
 class TcpConn(net.Socket):
@@ -111,10 +113,16 @@ class TcpListener:
     """A TCP socket bound and listening (Chapel's ``tcpListener``); made by :func:`listen`.
 
     A context manager: ``with listen(address) as server: ...`` closes it.
+
+    Args:
+        sock: the listening :class:`twinsock.net.Socket` to wrap (:func:`listen`
+            makes one).
+
+    Raises:
+        TypeError: ``sock`` is not a :class:`twinsock.net.Socket`.
     """
 
     def __init__(self, sock: net.Socket) -> None:
-        """Wrap a listening :class:`twinsock.net.Socket` (use :func:`listen` instead)."""
         if not isinstance(sock, net.Socket):
             raise TypeError(f"TcpListener wraps a twinsock.net.Socket, not {sock!r}")
         self._sock = sock
@@ -140,9 +148,16 @@ class TcpListener:
         Args:
             timeout: seconds to wait; ``None`` waits forever.
 
+        Returns:
+            The client's :class:`TcpConn`.
+
         Raises:
             NetTimeout: no client arrived within ``timeout``.
-            SocketClosedError: the listener is closed.
+            SocketClosedError: the listener is closed, or another thread closed
+                it while the call waited.
+            ValueError: a negative or NaN ``timeout``.
+            TypeError: ``timeout`` is not a number.
+            OSError: the OS refused (``EMFILE``, ...).
         """
         return _as_conn(self._sock.accept(timeout=timeout))
 
@@ -151,7 +166,11 @@ class TcpListener:
         self._sock.close()
 
     def is_closed(self) -> bool:
-        """True once ``close()`` was called."""
+        """Tell whether the listener was closed.
+
+        Returns:
+            ``True`` once ``close()`` was called.
+        """
         return self._sock.is_closed()
 
     @property
@@ -165,18 +184,36 @@ class TcpListener:
         return self._sock.get_fd()
 
     def fileno(self) -> int:
-        """The file descriptor, for ``select`` and friends (-1 once closed)."""
+        """The file descriptor, for ``select`` and friends.
+
+        Returns:
+            The descriptor number, or -1 once the listener is closed.
+        """
         return self._sock.get_fd()
 
     def set_nagle(self, enabled: bool) -> None:
-        """Nagle's algorithm on (TCP_NODELAY = 0) or off (TCP_NODELAY = 1).
+        """Turn Nagle's algorithm on or off; on Linux, accepted connections inherit it.
 
-        On Linux, accepted connections inherit the setting.
+        Args:
+            enabled: ``True`` lets small writes wait to be coalesced
+                (``TCP_NODELAY`` = 0); ``False`` sends them at once.
+
+        Raises:
+            SocketClosedError: the listener is closed.
         """
         self._sock.set_nagle(enabled)
 
     def set_delay_ack(self, enabled: bool) -> None:
-        """Delayed ACKs on (TCP_QUICKACK = 0) or off (TCP_QUICKACK = 1; Linux only)."""
+        """Turn delayed ACKs on or off (``TCP_QUICKACK``; Linux only).
+
+        Args:
+            enabled: ``True`` lets the kernel delay ACKs (``TCP_QUICKACK`` = 0);
+                ``False`` ACKs at once.
+
+        Raises:
+            OSError: the platform has no ``TCP_QUICKACK`` (``ENOPROTOOPT``).
+            SocketClosedError: the listener is closed.
+        """
         self._sock.set_delay_ack(enabled)
 
 
@@ -191,11 +228,15 @@ def listen(
         backlog: how many connections may wait to be accepted before the
             system stops answering new ones (Linux allows ``backlog + 1``).
 
+    Returns:
+        The listening :class:`TcpListener`.
+
     Raises:
         OSError: the address is in use or cannot be bound.
         TypeError: ``address`` is not a :class:`SocketAddress`.
+        ValueError: ``backlog`` is not an int >= 0.
     """
-    _check_address(address)
+    check_address(address)
     if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
         raise ValueError(f"backlog must be an int >= 0, not {backlog!r}")
     sock = net.Socket(Domain(address.family), SockType.SOCK_STREAM, Protocol.IPPROTO_TCP)
@@ -233,15 +274,33 @@ def connect(target: SocketAddress | str, /, *args: Any, **kwargs: Any) -> TcpCon
     (a port number, or a service name such as ``"http"`` looked up with
     ``getaddrinfo``), keeps the addresses of ``family`` (``UNSPEC``: both),
     and connects to the first that answers.  One deadline covers resolution
-    and every attempt (Happy Eyeballs, as :func:`twinsock.net.dial`);
-    ``resolver`` replaces ``socket.getaddrinfo`` there.
+    and every attempt (Happy Eyeballs, as :func:`twinsock.net.dial`).
+
+    Args:
+        target: the :class:`SocketAddress` to connect to, or the ``host`` (a
+            name or a numeric address).
+        port_or_service: (host form) a port number, or a service name such as
+            ``"http"``.
+        family: (host form) the family to keep, ``IPFamily.UNSPEC`` for both.
+        timeout: seconds for resolution and every attempt together; ``None``
+            waits forever.
+        resolver: (host form, keyword) replaces ``socket.getaddrinfo``.
+
+    The host form's arguments arrive through ``*args`` and ``**kwargs``.
+
+    Returns:
+        The connected :class:`TcpConn`.
 
     Raises:
         NetTimeout: no address answered within ``timeout``.
         ConnectionRefusedError: (or another ``OSError``) every attempt failed;
             the last attempt's error, with one note per attempt.
-        AddressError: a numeric ``host`` does not fit ``family``.
+        AddressError: a numeric ``host`` does not fit ``family``, a port out of
+            range, an empty service name, or ``family`` is no ``IPFamily``.
         OSError: the host or the service name is unknown (``socket.gaierror``).
+        TypeError: ``target`` is neither a :class:`SocketAddress` nor a
+            ``str``, or an argument of the wrong type.
+        ValueError: a negative or NaN ``timeout``.
     """
     if isinstance(target, SocketAddress):
         return _connect_address(target, *args, **kwargs)
@@ -263,7 +322,7 @@ def _connect_host(
     *,
     resolver: net.Resolver | None = None,
 ) -> TcpConn:
-    want = _check_family(family)
+    want = check_family(family)
     if want is not IPFamily.UNSPEC and is_ip_address(host):
         SocketAddress.create(host, 0, want)  # raises AddressError on a mismatch
     check_timeout(timeout)
@@ -287,132 +346,6 @@ def _service_port(port_or_service: int | str) -> int:
         raise AddressError("the service name is empty")
     infos = socket.getaddrinfo(None, text, socket.AF_UNSPEC, socket.SOCK_STREAM)
     return int(infos[0][4][1])
-
-
-def _check_family(family: object) -> IPFamily:
-    if isinstance(family, bool) or not isinstance(family, int):
-        raise TypeError(f"family must be an IPFamily, not {family!r}")
-    try:
-        return IPFamily(family)
-    except ValueError:
-        raise AddressError(f"{family!r} is not an IPFamily") from None
-
-
-def _check_address(address: object) -> None:
-    if not isinstance(address, SocketAddress):
-        raise TypeError(f"address must be a SocketAddress, not {address!r}")
-
-
-class UdpSocket:
-    """A UDP socket (Chapel's ``udpSocket``) of ``family`` (IPv4 or IPv6).
-
-    Not bound when made: :func:`bind` it to receive on a known port; the first
-    ``send`` binds an unbound socket to a free port.  A context manager.
-
-    Raises:
-        ValueError: ``family`` is not ``IPFamily.IPV4`` or ``IPFamily.IPV6``.
-    """
-
-    def __init__(self, family: IPFamily = IPFamily.IPV4) -> None:
-        fam = _check_family(family)
-        if fam is IPFamily.UNSPEC:
-            raise ValueError("a UdpSocket needs IPFamily.IPV4 or IPFamily.IPV6")
-        self._family = fam
-        self._sock = net.Socket(Domain(fam), SockType.SOCK_DGRAM, Protocol.IPPROTO_UDP)
-
-    def __enter__(self) -> UdpSocket:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._sock.is_closed() else self._sock._where()
-        return f"<twinsock.simple.UdpSocket {self._family.name} {state}>"
-
-    @property
-    def family(self) -> IPFamily:
-        """``IPFamily.IPV4`` or ``IPFamily.IPV6``."""
-        return self._family
-
-    @property
-    def net_socket(self) -> net.Socket:
-        """The underlying datagram :class:`twinsock.net.Socket`."""
-        return self._sock
-
-    @property
-    def socket_fd(self) -> int:
-        """The file descriptor (-1 once closed)."""
-        return self._sock.get_fd()
-
-    def fileno(self) -> int:
-        """The file descriptor, for ``select`` and friends (-1 once closed)."""
-        return self._sock.get_fd()
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        self._sock.close()
-
-    def is_closed(self) -> bool:
-        """True once ``close()`` was called."""
-        return self._sock.is_closed()
-
-    def recvfrom(
-        self, buffer_len: int, timeout: float | None = None, flags: int | SocketFlag = 0
-    ) -> tuple[bytes, SocketAddress]:
-        """Receive one datagram (cut to ``buffer_len`` bytes) and its sender's address.
-
-        Args:
-            buffer_len: the most bytes to return; the rest of a longer datagram is dropped.
-            timeout: seconds to wait; ``None`` waits forever.
-            flags: ``0``, or ``socket.MSG_PEEK`` / ``SocketFlag.PEEK`` to leave
-                the datagram queued.
-
-        Raises:
-            NetTimeout: nothing arrived within ``timeout``.
-            ValueError: ``flags`` holds something other than ``MSG_PEEK``.
-        """
-        data, host, port = self._sock.recv_from(buffer_len, _datagram_flags(flags), timeout)
-        return data, SocketAddress.create(host, port, IPFamily.UNSPEC)
-
-    def recv(self, buffer_len: int, timeout: float | None = None) -> bytes:
-        """Receive one datagram, cut to ``buffer_len`` bytes.
-
-        Raises:
-            NetTimeout: nothing arrived within ``timeout``.
-        """
-        return self.recvfrom(buffer_len, timeout)[0]
-
-    def send(self, data: Any, address: SocketAddress, timeout: float | None = None) -> int:
-        """Send ``data`` (bytes-like or ``str``) as one datagram to ``address``.
-
-        Returns:
-            The number of bytes sent (the whole datagram).
-
-        Raises:
-            NetTimeout: the socket's send buffer stayed full for ``timeout`` seconds.
-            AddressError: ``address`` is of the other family.
-            OSError: the datagram is too long (``EMSGSIZE``) or cannot be routed.
-        """
-        _check_address(address)
-        payload = as_bytes(data)
-        deadline = Deadline(timeout, "send")
-        if timeout is not None:
-            native = self._sock._open("send")
-            if not select_write([native], deadline.remaining()):
-                raise deadline.error(f"-> {address}")
-        self._sock.send_to(address.host, address.port, payload)
-        return len(payload)
-
-
-def _datagram_flags(flags: int | SocketFlag) -> SocketFlag:
-    if isinstance(flags, SocketFlag):
-        return flags
-    if isinstance(flags, bool) or not isinstance(flags, int):
-        raise TypeError(f"flags must be an int or a SocketFlag, not {flags!r}")
-    if flags & ~socket.MSG_PEEK:
-        raise ValueError(f"unsupported recvfrom flags {flags:#x}: only MSG_PEEK is supported")
-    return SocketFlag.PEEK if flags & socket.MSG_PEEK else SocketFlag(0)
 
 
 #: The sockets the module functions accept (``TcpListener``, ``TcpConn``, ``UdpSocket``,
@@ -457,8 +390,11 @@ def bind(sock: AnySocket, address: SocketAddress, reuse_addr: bool = True) -> No
         OSError: the socket is closed (``SocketClosedError``), already bound
             (``EINVAL``), or the address is in use.
         AddressError: ``address`` is of the other family.
+        TypeError: ``sock`` is no twinsock socket, or ``address`` not a
+            :class:`SocketAddress`.
+        ValueError: ``sock`` is not an IPv4 or IPv6 socket.
     """
-    _check_address(address)
+    check_address(address)
     native = _native(sock, "bind")
     if native.family not in (socket.AF_INET, socket.AF_INET6):
         raise ValueError("bind needs an IPv4 or IPv6 socket; use Socket.bind_unix")
@@ -474,13 +410,21 @@ def set_sock_opt(
 ) -> None:
     """Set a socket option (``setsockopt(2)``) with an int, a bytes struct, or nothing.
 
-    ``value=None`` with ``optlen`` calls ``setsockopt`` with a NULL value of
-    ``optlen`` bytes.  The constants live in the ``socket`` module
-    (``socket.SOL_SOCKET``, ``socket.SO_RCVBUF``, ``socket.TCP_QUICKACK``, ...).
+    The constants live in the ``socket`` module (``socket.SOL_SOCKET``,
+    ``socket.SO_RCVBUF``, ``socket.TCP_QUICKACK``, ...).
+
+    Args:
+        sock: any twinsock socket (see :data:`AnySocket`).
+        level: the option's level (``socket.SOL_SOCKET``, ...).
+        optname: the option (``socket.SO_RCVBUF``, ...).
+        value: an int, the bytes of a C struct, or ``None`` with ``optlen``
+            (a NULL value of ``optlen`` bytes).
+        optlen: the length of the NULL value; only with ``value=None``.
 
     Raises:
         OSError: the system refused the option (or the socket is closed).
-        TypeError: ``optlen`` with a value, or ``value=None`` without ``optlen``.
+        TypeError: ``optlen`` with a value, ``value=None`` without ``optlen``,
+            a value of another type, or ``sock`` no twinsock socket.
     """
     native = _native(sock, "set_sock_opt")
     if value is None:
@@ -509,10 +453,20 @@ def get_sock_opt(sock: AnySocket, level: int, optname: int, buflen: int) -> byte
 def get_sock_opt(
     sock: AnySocket, level: int, optname: int, buflen: int | None = None
 ) -> int | bytes:
-    """Read a socket option (``getsockopt(2)``): an int, or ``buflen`` raw bytes.
+    """Read a socket option (``getsockopt(2)``).
+
+    Args:
+        sock: any twinsock socket (see :data:`AnySocket`).
+        level: the option's level (``socket.SOL_SOCKET``, ...).
+        optname: the option (``socket.SO_RCVBUF``, ...).
+        buflen: ``None`` reads an int; a number reads that many raw bytes.
+
+    Returns:
+        The option's value, an int (``bytes`` when ``buflen`` is given).
 
     Raises:
         OSError: the system refused (or the socket is closed).
+        TypeError: ``sock`` is no twinsock socket.
     """
     native = _native(sock, "get_sock_opt")
     if buflen is None:
@@ -523,8 +477,16 @@ def get_sock_opt(
 def get_peer_name(sock: AnySocket) -> SocketAddress:
     """The address of the peer a connected socket talks to.
 
+    Args:
+        sock: any twinsock socket (see :data:`AnySocket`).
+
+    Returns:
+        The peer's :class:`SocketAddress`.
+
     Raises:
         OSError: the socket is not connected (``ENOTCONN``) or is closed.
+        TypeError: ``sock`` is no twinsock socket, or a Unix socket (whose
+            address is a path).
     """
     return SocketAddress.from_sockaddr(_native(sock, "get_peer_name").getpeername())
 
@@ -532,8 +494,16 @@ def get_peer_name(sock: AnySocket) -> SocketAddress:
 def get_sock_name(sock: AnySocket) -> SocketAddress:
     """The socket's own address (its real port after binding to port 0).
 
+    Args:
+        sock: any twinsock socket (see :data:`AnySocket`).
+
+    Returns:
+        The :class:`SocketAddress` the socket is bound to.
+
     Raises:
         OSError: the socket is closed.
+        TypeError: ``sock`` is no twinsock socket, or a Unix socket (whose
+            address is a path).
     """
     return SocketAddress.from_sockaddr(_native(sock, "get_sock_name").getsockname())
 

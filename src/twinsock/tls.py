@@ -86,7 +86,17 @@ class Certificate:
 
     @classmethod
     def from_der(cls, der: bytes) -> Certificate:
-        """Build a :class:`Certificate` from its DER encoding."""
+        """Build a :class:`Certificate` from its DER encoding.
+
+        Args:
+            der: the certificate, DER-encoded.
+
+        Returns:
+            The certificate with its PEM text, subject and issuer.
+
+        Raises:
+            SslError: ``der`` is not a certificate that can be parsed.
+        """
         issuer, subject = _issuer_and_subject(der)
         return cls(der=der, pem=ssl.DER_cert_to_PEM_cert(der), subject=subject, issuer=issuer)
 
@@ -180,9 +190,10 @@ class SslContext:
         self._forget(server_side=True)
 
     def destroy(self) -> None:
-        """Release the OpenSSL contexts; existing connections keep working.
+        """Release the OpenSSL contexts (Nim's ``destroy``); existing connections keep working.
 
-        New connections from a destroyed context raise :class:`~twinsock.errors.SslError`.
+        A connection started from a destroyed context fails its handshake with
+        :class:`~twinsock.errors.SslError`.
         """
         with self._lock:
             self._destroyed = True
@@ -274,10 +285,13 @@ def new_context(
         allow_truncation: report a TCP end without close_notify as a clean
             end of stream instead of an error.
 
+    Returns:
+        The context, for any number of connections in either role.
+
     Raises:
-        SslError: an insecure protocol, or a certificate, key or cipher list
-            that OpenSSL rejects.
-        OSError: a file that cannot be read.
+        SslError: an insecure protocol, a certificate, key or cipher list that
+            OpenSSL rejects, or a ``key_file`` without ``cert_file``.
+        OSError: a file that cannot be read (``FileNotFoundError``, ...).
     """
     context = SslContext(
         prot_version, verify_mode, cert_file, key_file, cipher_list, ca_file, allow_truncation

@@ -95,13 +95,6 @@ class AsyncBase(SocketBase):
     # -- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close now (idempotent); every waiting call ends with ``SocketClosedError``.
-
-        Data still queued (and a TLS close_notify) goes out in the background
-        for at most one second; after that the connection is aborted, so a
-        peer that never reads cannot hold the file descriptor.  ``aclose``
-        waits for the same.
-        """
         sock = self._sock
         if sock is None:
             return
@@ -124,7 +117,16 @@ class AsyncBase(SocketBase):
         self._fail_waiters()
 
     async def aclose(self) -> None:
-        """Close, waiting (bounded) for queued data and the TLS close_notify to go out."""
+        """Close, and wait (about a second at most) for queued data to go out.
+
+        As ``close``, but it also waits until the transport has written what
+        was queued and, on TLS, the close_notify; a peer that does not take
+        them in time gets the connection aborted.  ``async with`` calls it.
+
+        Raises:
+            RuntimeError: awaited outside a running event loop, or on another
+                loop than the one the socket first ran on.
+        """
         transport = self._transport
         lost = None
         if transport is not None and self._lost is None:

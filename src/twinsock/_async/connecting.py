@@ -41,10 +41,6 @@ class Connecting(AsyncBase):
     __slots__ = ()
 
     async def connect(self, address: str, port: int, timeout: float | None = None) -> None:
-        """Connect to ``address:port``, trying each resolved address of the socket's family.
-
-        One deadline covers resolution, every attempt and the TLS handshake.
-        """
         timeout = self._timeout(timeout)
         sock = self._open("connect")
         self._loop_now()
@@ -68,7 +64,6 @@ class Connecting(AsyncBase):
                 await self._tls_handshake(deadline, server_side=False, hostname=address)
 
     async def connect_unix(self, path: str, timeout: float | None = None) -> None:
-        """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
         timeout = self._timeout(timeout)
         sock = self._open("connect_unix")
         self._loop_now()
@@ -100,7 +95,6 @@ class Connecting(AsyncBase):
         timeout: float | None = None,
         inheritable: bool = False,
     ) -> AsyncSocket:
-        """Wait for a client; it inherits ``buffered`` (and TLS, handshake done)."""
         return (await self.accept_addr(flags, timeout, inheritable))[0]
 
     async def accept_addr(
@@ -109,7 +103,6 @@ class Connecting(AsyncBase):
         timeout: float | None = None,
         inheritable: bool = False,
     ) -> tuple[AsyncSocket, str]:
-        """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
         from twinsock._async.socket import AsyncSocket
 
         timeout = self._timeout(timeout)

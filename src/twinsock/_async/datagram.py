@@ -36,7 +36,6 @@ class Datagrams(AsyncBase):
     async def recv_from(
         self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> tuple[bytes, str, int]:
-        """Receive one datagram: data (truncated to ``size``), sender address, port."""
         timeout = self._timeout(timeout)
         self._open("recv_from")
         self._loop_now()
@@ -58,7 +57,6 @@ class Datagrams(AsyncBase):
     async def send_to(
         self, address: str, port: int, data: Any, flags: SocketFlag = DEFAULT_FLAGS
     ) -> None:
-        """Send one datagram; a host name tries each resolved address in turn."""
         sock = self._open("send_to")
         self._check_send_to(sock)
         self._loop_now()

@@ -17,6 +17,8 @@ from twinsock._async.socket import AsyncSocket
 from twinsock._async.wait import resolve
 from twinsock._base import prepare_wrap
 from twinsock._core.deadline import Deadline, check_timeout
+from twinsock._core.docs import ASYNC, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.eyeballs import Attempts, interleave
 from twinsock._core.targets import format_endpoint
 from twinsock._resolver import Resolver
@@ -26,6 +28,7 @@ from twinsock.tls import HandshakeType, SslContext
 
 __all__ = ["dial", "wrap_connected_socket", "wrap_socket"]
 
+@shared_doc(FUNCTIONS, "dial", ASYNC)
 async def dial(
     address: str,
     port: int,
@@ -35,11 +38,6 @@ async def dial(
     *,
     resolver: Resolver | None = None,
 ) -> AsyncSocket:
-    """Connect to ``address:port`` over IPv6 or IPv4, whichever answers first.
-
-    The async twin of ``net.dial``: the same Happy Eyeballs schedule (RFC 8305)
-    from the shared core, one deadline over resolution and every attempt.
-    """
     timeout = check_timeout(timeout)
     port = check_port(port)
     sock_type = to_sock_type(Protocol(protocol))
@@ -94,12 +92,12 @@ async def dial(
     return result
 
 
+@shared_doc(FUNCTIONS, "wrap_socket", ASYNC)
 def wrap_socket(ctx: SslContext, sock: AsyncSocket) -> None:
-    """Make an unconnected ``sock`` a TLS socket: the handshake runs inside
-    ``connect`` (client) or inside ``accept`` for each client (server)."""
     prepare_wrap(ctx, sock)
 
 
+@shared_doc(FUNCTIONS, "wrap_connected_socket", ASYNC)
 async def wrap_connected_socket(
     ctx: SslContext,
     sock: AsyncSocket,
@@ -107,11 +105,6 @@ async def wrap_connected_socket(
     hostname: str | None = None,
     timeout: float | None = None,
 ) -> None:
-    """Run the TLS handshake on a connected ``sock`` now, within ``timeout``.
-
-    ``hostname`` sets SNI and is what the certificate is checked against; a
-    verifying client without one raises ``ValueError`` before any I/O.
-    """
     timeout = sock._timeout(timeout) if isinstance(sock, AsyncSocket) else check_timeout(timeout)
     server_side = prepare_wrap(ctx, sock, handshake, hostname)
     sock._loop_now()

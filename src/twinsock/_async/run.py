@@ -23,6 +23,8 @@ from twinsock._async.line_server import serve_lines
 from twinsock._async.server import AsyncServer, serve
 from twinsock._async.socket import AsyncSocket
 from twinsock._core import serving as rules
+from twinsock._core.docs import ASYNC, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.lines import check_line_callbacks, check_line_max_length
 from twinsock._core.serving import DEFAULT_GRACE, ServerStats
 from twinsock._core.types import MAX_LINE_LENGTH
@@ -31,6 +33,7 @@ from twinsock.addresses import check_port
 __all__ = ["run_server"]
 
 
+@shared_doc(FUNCTIONS, "run_server", ASYNC)
 def run_server(
     handler: (
         Callable[[AsyncSocket], Coroutine[Any, Any, object]]
@@ -45,33 +48,6 @@ def run_server(
     lines: bool = False,
     **options: Any,
 ) -> ServerStats:
-    """Serve ``handler`` (as ``asyncnet.serve`` does) until SIGINT/SIGTERM; return the counters.
-
-    A plain blocking function that runs its own event loop (like ``asyncio.run``).
-
-    Args:
-        handler: a coroutine function, run in a task per connection; with
-            ``lines=True`` the ``on_line`` callback of ``serve_lines``.
-        host, port: where to listen, as for ``serve``.
-        workers: how many processes serve; 1 serves in this process, N > 1
-            forks N workers (each on its own ``SO_REUSEPORT`` listener) and
-            supervises them, 0 means one per CPU.
-        grace: the shutdown grace period, in seconds.
-        uvloop: run on uvloop instead of asyncio's default loop.
-        lines: serve ``handler`` as ``serve_lines`` does (``options`` may then
-            hold ``on_connect``, ``on_close`` and ``max_length`` too).
-        options: ``serve``'s keyword options (``max_connections``, ...).
-
-    Returns:
-        The final ``ServerStats`` (with workers, their sum).
-
-    Raises:
-        TypeError, AddressError, ValueError, OSError: as ``serve``; also
-            ``ValueError`` for ``workers > 1`` where fork or ``SO_REUSEPORT``
-            is missing.
-        ImportError: ``uvloop=True`` without uvloop installed.
-        RuntimeError: called while an event loop runs in this thread.
-    """
     start, options = _starter(handler, lines, options)
     count = rules.check_workers(workers)
     grace = rules.check_grace(grace)

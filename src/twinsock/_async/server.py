@@ -14,7 +14,8 @@ connection, logs what escaped the handler and counts.  With TLS the task
 first runs the handshake under ``handshake_timeout``.  ``shutdown`` closes
 the listeners, waits out the grace period, closes the connections that are
 left (their waiting calls raise ``SocketClosedError``), and cancels the
-tasks that still do not end.
+tasks that still do not end.  The public docstrings are the twins' shared
+texts (``_core.docs.serving``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 from twinsock._async.dial import wrap_connected_socket
 from twinsock._async.socket import AsyncSocket
 from twinsock._core import serving as rules
+from twinsock._core.docs import ASYNC, shared_doc, shared_docs
+from twinsock._core.docs.serving import FUNCTIONS, SERVER
 from twinsock._core.flags import is_disconnection_error
 from twinsock._core.serving import (
     DEFAULT_GRACE,
@@ -57,6 +60,7 @@ _ACCEPT_BATCH = 64
 AsyncHandler = Callable[[AsyncSocket], Coroutine[Any, Any, object]]
 
 
+@shared_docs(SERVER, ASYNC)
 class AsyncServer:
     """A started async server: the event loop accepts, a task per connection serves.
 
@@ -106,25 +110,20 @@ class AsyncServer:
 
     @property
     def addresses(self) -> list[SocketAddress]:
-        """The bound addresses (port 0 resolved); Unix listeners have none."""
         return list(self._addresses)
 
     @property
     def port(self) -> int:
-        """The port of the first address (0 for a server on a Unix socket)."""
         return self._addresses[0].port if self._addresses else 0
 
     @property
     def stats(self) -> ServerStats:
-        """A snapshot of the counters."""
         return self._tally.snapshot()
 
     def is_serving(self) -> bool:
-        """True until ``close()`` (or ``shutdown()``) stopped accepting."""
         return not self._closing
 
     def close(self) -> None:
-        """Stop accepting now; open connections go on.  The port is closed on return."""
         if self._closing:
             return
         self._closing = True
@@ -136,28 +135,10 @@ class AsyncServer:
             sock.close()
 
     async def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
-        """Stop accepting, let handlers finish within ``grace`` s, then close the rest.
-
-        Connections still open after ``grace`` seconds are closed, which wakes
-        their waiting calls with ``SocketClosedError``; tasks that still do not
-        end are cancelled.  Idempotent: a second call waits for the first.
-
-        Raises:
-            ValueError: a negative ``grace``.  TypeError: not a number.
-        """
         grace = rules.check_grace(grace)
         await asyncio.shield(self._start_shutdown(grace))
 
     async def serve_forever(self, grace: float = DEFAULT_GRACE) -> None:
-        """Wait until the server is shut down; in the main thread, handle signals.
-
-        The first SIGINT or SIGTERM starts ``shutdown(grace)``, a second one
-        closes every connection at once.  The previous signal handlers are
-        restored on return.  Cancelling ``serve_forever`` closes the server.
-
-        Raises:
-            ValueError: a negative ``grace``.  TypeError: not a number.
-        """
         await self._run_until_stopped(rules.check_grace(grace), escalate=True)
 
     # -- waiting for the end ---------------------------------------------------------------
@@ -372,6 +353,7 @@ class AsyncServer:
             log.log(level, rules.LOG_HANDLER_RAISED, peer, f"{type(exc).__name__}: {exc}")
 
 
+@shared_doc(FUNCTIONS, "serve", ASYNC)
 async def serve(
     handler: Callable[[AsyncSocket], Coroutine[Any, Any, object]],
     host: str | None = "127.0.0.1",
@@ -385,35 +367,6 @@ async def serve(
     call_timeout: float | None = None,
     reuse_port: bool = False,
 ) -> AsyncServer:
-    """Serve ``await handler(conn)`` in a task per connection; return the started server.
-
-    Args:
-        handler: a coroutine function called with each connection (a
-            buffered ``AsyncSocket``, Nagle off, TLS handshake done); the
-            server closes it when ``handler`` returns or raises.
-        host: a name or address, every address it resolves to is served;
-            ``None`` or ``""``: every interface, IPv4 and IPv6.
-        port: the port; 0 picks a free one (``AsyncServer.port``).
-        backlog: ``listen``'s backlog.
-        sock: an already bound (or listening) socket to serve instead of
-            ``host``/``port``: ``socket.socket``, twinsock socket or file descriptor.
-        ssl_context: serve TLS with this server context.
-        handshake_timeout: seconds a client has to complete its TLS handshake.
-        max_connections: at most this many connections open at once; beyond
-            it the server stops accepting until one closes.
-        call_timeout: every connection's ``default_timeout``.
-        reuse_port: set ``SO_REUSEPORT`` (several processes on one port).
-
-    Returns:
-        The ``AsyncServer``, already accepting.
-
-    Raises:
-        TypeError: ``handler`` not a coroutine function, an option of the wrong type.
-        AddressError: a port out of range, an address that does not parse.
-        ValueError: ``max_connections < 1``, a negative timeout, ``reuse_port``
-            where ``SO_REUSEPORT`` is missing.
-        OSError: an address cannot be bound (the message names it).
-    """
     rules.check_handler(handler, coroutine=True)
     checked_host = rules.check_host(host)
     port = check_port(port)

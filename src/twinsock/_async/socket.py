@@ -20,6 +20,8 @@ this module, the reading and sending of a connected stream.
   it can; it waits only while the transport holds more than
   ``WRITE_HIGH_WATER`` bytes, and feeds large payloads in slices so memory
   stays bounded when the peer does not read.
+
+The methods' docstrings are the twins' shared texts (``_core.docs.sockets``).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ from twinsock._core.data import (
     recv_into_target,
 )
 from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
+from twinsock._core.docs import ASYNC, shared_docs
+from twinsock._core.docs.sockets import SOCKET
 from twinsock._core.flags import is_disconnection_error, is_peek, is_safe, send_error
 from twinsock._core.types import (
     DEFAULT_FLAGS,
@@ -55,8 +59,27 @@ from twinsock.nativesockets import Domain, Protocol, SockType
 __all__ = ["AsyncSocket"]
 
 
+@shared_docs(SOCKET, ASYNC)
 class AsyncSocket(Connecting, Datagrams):
-    """An asyncio socket with a read buffer, line reading and deadlines."""
+    """An asyncio socket with a read buffer, line reading and deadlines.
+
+    It runs on the event loop that first awaits one of its calls (the default
+    loop or uvloop).
+
+    Args:
+        domain: the address family (``Domain.AF_INET``, ``AF_INET6``,
+            ``AF_UNIX``).
+        sock_type: ``SockType.SOCK_STREAM``, ``SOCK_DGRAM``, ...
+        protocol: ``Protocol.IPPROTO_TCP``, ``IPPROTO_UDP``, ...; on
+            ``AF_UNIX`` the TCP and UDP values mean the family's default.
+        buffered: read through the read-ahead buffer: a read may take more
+            from the OS than it returns, and keeps the rest for the next one.
+        inheritable: let child processes inherit the descriptor.
+
+    Raises:
+        OSError: the OS refused the combination (``EAFNOSUPPORT``, a raw
+            socket without the privilege, ...).
+    """
 
     __slots__ = ()
 
@@ -75,7 +98,6 @@ class AsyncSocket(Connecting, Datagrams):
 
     @classmethod
     def from_native(cls, sock: socket.socket | int, *, buffered: bool = True) -> AsyncSocket:
-        """Adopt an existing ``socket.socket`` (or file descriptor); it becomes non-blocking."""
         native = cls._adopt_native(sock)
         native.setblocking(False)
         self = cls.__new__(cls)
@@ -100,8 +122,6 @@ class AsyncSocket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> bytes:
-        """Read a line (SPEC section 5): without its terminator, ``b"\\r\\n"`` for an
-        empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
         ready = self._buf.ready  # lines as recv_line returns them, none too long
         if (
             ready
@@ -151,7 +171,6 @@ class AsyncSocket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> None:
-        """``recv_line`` into ``buffer`` (a bytearray, cleared first)."""
         if timeout is not None:
             check_timeout(timeout)
         if not isinstance(buffer, bytearray):
@@ -166,7 +185,6 @@ class AsyncSocket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> LineResult:
-        """Read a line without sentinels; a timeout gives ``ReadLineResult.NONE``."""
         timeout = self._timeout(timeout)
         self._open("read_line")
         max_length = check_max_length(max_length)
@@ -190,8 +208,6 @@ class AsyncSocket(Connecting, Datagrams):
     async def recv(
         self, size: int, timeout: float | None = None, flags: SocketFlag = DEFAULT_FLAGS
     ) -> bytes:
-        """Buffered: wait for ``size`` bytes (short only at end of stream).
-        Unbuffered: what arrived, at least one byte; ``b""`` at end of stream."""
         buf = self._buf
         if (
             flags is DEFAULT_FLAGS
@@ -222,7 +238,6 @@ class AsyncSocket(Connecting, Datagrams):
         timeout: float | None = None,
         flags: SocketFlag = DEFAULT_FLAGS,
     ) -> int:
-        """Like ``recv``, into a writable buffer."""
         timeout = self._timeout(timeout)
         self._open("recv_into")
         view = recv_into_target(buffer, size)
@@ -244,7 +259,6 @@ class AsyncSocket(Connecting, Datagrams):
             return n
 
     async def skip(self, size: int, timeout: float | None = None) -> int:
-        """Discard up to ``size`` bytes (fewer only at end of stream); return how many."""
         timeout = self._timeout(timeout)
         self._open("skip")
         size = check_size(size)
@@ -268,9 +282,6 @@ class AsyncSocket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> bytes:
-        """Read up to and including ``separator``; ``b""`` at end of stream with
-        nothing buffered.  Raises ``LineTooLong``, ``IncompleteRead`` (the bytes
-        stay buffered), ``NetTimeout`` (see ``Socket.recv_until``)."""
         timeout = self._timeout(timeout)
         self._open("recv_until")
         separator = check_separator(separator)
@@ -294,8 +305,6 @@ class AsyncSocket(Connecting, Datagrams):
     async def send(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
-        """Send all of ``data``; returns once it is handed to the OS or queued below
-        ``WRITE_HIGH_WATER``.  A broken connection raises."""
         timeout = self._default_timeout if timeout is None else check_timeout(timeout)
         transport = self._transport
         if data.__class__ is not bytes:
@@ -348,8 +357,6 @@ class AsyncSocket(Connecting, Datagrams):
                 await self._raise_send_error()
 
     def try_send(self, data: Any) -> bool:
-        """Queue ``data`` without waiting; ``False`` if the socket is closed, broken,
-        busy, or its write queue is above the high-water mark."""
         transport = self._transport
         if (
             transport is None
@@ -368,8 +375,6 @@ class AsyncSocket(Connecting, Datagrams):
     async def send_line(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
-        """Send ``data`` and ``b"\\r\\n"``; the empty-line sentinel ``b"\\r\\n"`` that
-        ``recv_line`` returns goes out as one ``b"\\r\\n"``."""
         if timeout is not None:
             check_timeout(timeout)
         await self.send(line_to_send(data), flags, timeout)

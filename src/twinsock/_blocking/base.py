@@ -141,11 +141,6 @@ class BlockingBase(SocketBase):
     # -- closing ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the socket (idempotent); TLS sends close_notify first, best effort.
-
-        A call waiting on the socket in another thread ends at once with
-        ``SocketClosedError``.
-        """
         with _CLOSE_LOCK:
             sock = self._sock
             if sock is None:

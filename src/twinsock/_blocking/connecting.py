@@ -47,10 +47,6 @@ class Connecting(BlockingBase):
     __slots__ = ()
 
     def connect(self, address: str, port: int, timeout: float | None = None) -> None:
-        """Connect to ``address:port``, trying each resolved address of the socket's family.
-
-        One deadline covers resolution, every attempt and the TLS handshake.
-        """
         timeout = self._timeout(timeout)
         sock = self._open("connect")
         port = check_port(port)
@@ -74,7 +70,6 @@ class Connecting(BlockingBase):
             self._end_both()
 
     def connect_unix(self, path: str, timeout: float | None = None) -> None:
-        """Connect an AF_UNIX socket to ``path`` (``"\\0name"``: abstract)."""
         timeout = self._timeout(timeout)
         sock = self._open("connect_unix")
         target = unix_path(sock, path)
@@ -121,7 +116,6 @@ class Connecting(BlockingBase):
         timeout: float | None = None,
         inheritable: bool = False,
     ) -> Socket:
-        """Wait for a client; it inherits ``buffered`` (and TLS, handshake done)."""
         return self.accept_addr(flags, timeout, inheritable)[0]
 
     def accept_addr(
@@ -130,7 +124,6 @@ class Connecting(BlockingBase):
         timeout: float | None = None,
         inheritable: bool = False,
     ) -> tuple[Socket, str]:
-        """Wait for a client; return it and its address text (IPv6 text for IPv6)."""
         from twinsock._blocking.socket import Socket
 
         timeout = self._timeout(timeout)

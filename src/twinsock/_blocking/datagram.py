@@ -40,7 +40,6 @@ class Datagrams(BlockingBase):
     def recv_from(
         self, size: int, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> tuple[bytes, str, int]:
-        """Receive one datagram: data (truncated to ``size``), sender address, port."""
         timeout = self._timeout(timeout)
         self._open("recv_from")
         size = check_size(size)
@@ -72,7 +71,6 @@ class Datagrams(BlockingBase):
     def send_to(
         self, address: str, port: int, data: Any, flags: SocketFlag = DEFAULT_FLAGS
     ) -> None:
-        """Send one datagram; a host name tries each resolved address in turn."""
         sock = self._open("send_to")
         self._check_send_to(sock)
         port = check_port(port)

@@ -18,6 +18,8 @@ from twinsock._base import prepare_wrap
 from twinsock._blocking.socket import Socket
 from twinsock._blocking.wait import wait_any_writable
 from twinsock._core.deadline import Deadline, check_timeout
+from twinsock._core.docs import BLOCKING, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.eyeballs import Attempts, interleave
 from twinsock._core.targets import format_endpoint
 from twinsock._resolver import Resolver, getaddrinfo, resolve
@@ -31,6 +33,7 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
+@shared_doc(FUNCTIONS, "dial", BLOCKING)
 def dial(
     address: str,
     port: int,
@@ -40,15 +43,6 @@ def dial(
     *,
     resolver: Resolver | None = None,
 ) -> Socket:
-    """Connect to ``address:port`` over IPv6 or IPv4, whichever answers first.
-
-    Happy Eyeballs (RFC 8305): families interleaved, the next attempt 250 ms
-    after the previous one unless it failed sooner, the first connection wins
-    and the others are closed.  One deadline covers resolution and every
-    attempt.  ``resolver`` replaces ``socket.getaddrinfo`` (tests, custom DNS).
-    When every attempt fails, the last attempt's ``OSError`` is raised with
-    one note per attempt.
-    """
     return dial_as("dial", address, port, protocol, buffered, timeout, resolver)
 
 
@@ -128,13 +122,12 @@ def _race(
     return winner
 
 
+@shared_doc(FUNCTIONS, "wrap_socket", BLOCKING)
 def wrap_socket(ctx: SslContext, sock: Socket) -> None:
-    """Make an unconnected ``sock`` a TLS socket: the handshake runs inside
-    ``connect`` (client; the host name is checked and sent as SNI) or inside
-    ``accept`` for each client (server; see ``HANDSHAKE_TIMEOUT``)."""
     prepare_wrap(ctx, sock)
 
 
+@shared_doc(FUNCTIONS, "wrap_connected_socket", BLOCKING)
 def wrap_connected_socket(
     ctx: SslContext,
     sock: Socket,
@@ -142,11 +135,6 @@ def wrap_connected_socket(
     hostname: str | None = None,
     timeout: float | None = None,
 ) -> None:
-    """Run the TLS handshake on a connected ``sock`` now, within ``timeout``.
-
-    ``hostname`` sets SNI and is what the certificate is checked against; a
-    verifying client without one raises ``ValueError`` before any I/O.
-    """
     timeout = sock._timeout(timeout) if isinstance(sock, Socket) else check_timeout(timeout)
     server_side = prepare_wrap(ctx, sock, handshake, hostname)
     sock._tls_handshake(
@@ -155,9 +143,21 @@ def wrap_connected_socket(
 
 
 def get_primary_ip_addr(dest: IpAddress | str | None = None) -> IpAddress:
-    """The local address used to reach ``dest`` (default 8.8.8.8); sends no traffic.
+    """The local address this host uses to reach ``dest``; sends no traffic.
 
-    Raises ``OSError`` when there is no route.
+    A UDP socket is connected to ``dest`` (which only picks a route) and asked
+    for its own address.
+
+    Args:
+        dest: the destination, an address object or its text; ``None``:
+            ``8.8.8.8``.
+
+    Returns:
+        The local address of the outgoing interface.
+
+    Raises:
+        OSError: there is no route to ``dest`` (``ENETUNREACH``).
+        AddressError: ``dest`` is text that is not an IP address.
     """
     target = parse_ip_address("8.8.8.8") if dest is None else dest
     if isinstance(target, str):

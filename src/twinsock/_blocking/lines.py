@@ -23,6 +23,8 @@ from typing import Any
 
 from twinsock._blocking.server import Handler, Server, serve
 from twinsock._blocking.socket import Socket
+from twinsock._core.docs import BLOCKING, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.flags import is_disconnection_error
 from twinsock._core.lines import (
     check_line_callbacks,
@@ -72,22 +74,37 @@ class LineConnection:
         return f"<twinsock.net.LineConnection {state} {self._sock!r}>"
 
     def send_line(self, data: Any) -> None:
-        """Send ``data + b"\\r\\n"`` (the sentinel ``b"\\r\\n"`` goes out once; str as UTF-8).
+        """Send ``data`` and ``b"\\r\\n"`` (the sentinel ``b"\\r\\n"`` goes out once).
+
+        Args:
+            data: the line without its terminator: bytes-like, or ``str``
+                (sent as UTF-8).
 
         Raises:
             SocketClosedError: the connection is closed.
             TypeError: ``data`` is neither bytes-like nor ``str``.
+            NetTimeout: (from another thread) the peer did not take the line
+                within ``call_timeout``.
+            OSError: (from another thread) the connection failed
+                (``BrokenPipeError``, ``ConnectionResetError``, ...).
         """
         if not self._open:
             raise SocketClosedError("send_line")
         self._queue(line_payload(data))
 
     def send(self, data: Any) -> None:
-        """Send ``data`` as it is (bytes-like, or ``str`` as UTF-8).
+        """Send ``data`` as it is, with no line end added.
+
+        Args:
+            data: bytes-like, or ``str`` (sent as UTF-8).
 
         Raises:
             SocketClosedError: the connection is closed.
             TypeError: ``data`` is neither bytes-like nor ``str``.
+            NetTimeout: (from another thread) the peer did not take the bytes
+                within ``call_timeout``.
+            OSError: (from another thread) the connection failed
+                (``BrokenPipeError``, ``ConnectionResetError``, ...).
         """
         if not self._open:
             raise SocketClosedError("send")
@@ -105,7 +122,11 @@ class LineConnection:
             self._sock.close()
 
     def is_closed(self) -> bool:
-        """True once ``close()`` was called or the connection ended."""
+        """Tell whether the connection is closed.
+
+        Returns:
+            ``True`` once ``close()`` was called or the connection ended.
+        """
         return not self._open
 
     @property
@@ -249,6 +270,7 @@ def handler_for_lines(on_line: Any, options: dict[str, Any]) -> tuple[Handler, d
     return handler, rest
 
 
+@shared_doc(FUNCTIONS, "serve_lines", BLOCKING)
 def serve_lines(
     on_line: OnLine,
     host: str | None = "127.0.0.1",
@@ -265,43 +287,6 @@ def serve_lines(
     call_timeout: float | None = None,
     reuse_port: bool = False,
 ) -> Server:
-    """Serve ``on_line(conn, line)`` for every received line, a thread per connection.
-
-    The blocking twin of ``asyncnet.serve_lines`` (SPEC section 11): the same
-    callbacks, run in each connection's own thread.
-
-    Args:
-        on_line: called with the ``LineConnection`` and each line, in order, as
-            ``recv_line`` returns it (no line end; an empty line is
-            ``b"\\r\\n"``).  A return value other than ``None`` (bytes or str)
-            is sent as by ``send_line``.
-        host: a name or address to listen on, as for ``serve``.
-        port: the port; 0 picks a free one.
-        on_connect: called once with the connection when it opens (after the
-            TLS handshake).
-        on_close: called once with the connection and ``None`` (an orderly
-            end) or the exception that ended it.
-        max_length: the longest line accepted; a longer one closes its
-            connection.
-        backlog: ``listen``'s backlog.
-        sock: an already bound (or listening) socket to serve instead of
-            ``host``/``port``.
-        ssl_context: serve TLS with this server context.
-        handshake_timeout: seconds a client has to complete its TLS handshake.
-        max_connections: at most this many connections open at once.
-        call_timeout: a connection that completes no line within this many
-            seconds is closed.
-        reuse_port: set ``SO_REUSEPORT`` (several processes on one port).
-
-    Returns:
-        The ``Server``, already accepting.
-
-    Raises:
-        TypeError: a callback that is not callable or is a coroutine function;
-            an option of the wrong type.
-        ValueError: ``max_length < 1``; what ``serve`` refuses.
-        AddressError, OSError: as ``serve``.
-    """
     check_line_callbacks(on_line, on_connect, on_close)
     max_length = check_line_max_length(max_length)
     handler = line_handler(on_line, on_connect, on_close, max_length, call_timeout)

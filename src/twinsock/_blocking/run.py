@@ -21,12 +21,15 @@ from twinsock._blocking.lines import LineConnection, handler_for_lines
 from twinsock._blocking.server import Server, serve
 from twinsock._blocking.socket import Socket
 from twinsock._core import serving as rules
+from twinsock._core.docs import BLOCKING, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.serving import DEFAULT_GRACE, ServerStats
 from twinsock.addresses import check_port
 
 __all__ = ["run_server"]
 
 
+@shared_doc(FUNCTIONS, "run_server", BLOCKING)
 def run_server(
     handler: Callable[[Socket], object] | Callable[[LineConnection, bytes], object],
     host: str | None = "127.0.0.1",
@@ -37,28 +40,6 @@ def run_server(
     lines: bool = False,
     **options: Any,
 ) -> ServerStats:
-    """Serve ``handler`` (as ``net.serve`` does) until SIGINT/SIGTERM; return the counters.
-
-    Args:
-        handler: called in a thread per connection, as for ``serve``; with
-            ``lines=True`` the ``on_line`` callback of ``serve_lines``.
-        host, port: where to listen, as for ``serve``.
-        workers: how many processes serve; 1 serves in this process, N > 1
-            forks N workers (each on its own ``SO_REUSEPORT`` listener) and
-            supervises them, 0 means one per CPU.
-        grace: the shutdown grace period, in seconds.
-        lines: serve ``handler`` as ``serve_lines`` does (``options`` may then
-            hold ``on_connect``, ``on_close`` and ``max_length`` too).
-        options: ``serve``'s keyword options (``max_connections``, ...).
-
-    Returns:
-        The final ``ServerStats`` (with workers, their sum).
-
-    Raises:
-        TypeError, AddressError, ValueError, OSError: as ``serve``; also
-            ``ValueError`` for ``workers > 1`` where fork or ``SO_REUSEPORT``
-            is missing.
-    """
     if not isinstance(lines, bool):
         raise TypeError(f"lines must be a bool, not {lines!r}")
     if lines:

@@ -15,7 +15,8 @@ limit wakes the accept thread through the pipe.  ``shutdown`` closes the
 listeners, waits out the grace period, then closes the connections that are
 left (their waiting calls raise ``SocketClosedError``).  Signal handlers only
 set flags, which the waiting loops look at every ``_POLL`` seconds, so a
-signal never runs code that takes a lock.
+signal never runs code that takes a lock.  The public docstrings are the
+twins' shared texts (``_core.docs.serving``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from typing import Any
 from twinsock._blocking.dial import wrap_connected_socket
 from twinsock._blocking.socket import Socket
 from twinsock._core import serving as rules
+from twinsock._core.docs import BLOCKING, shared_doc, shared_docs
+from twinsock._core.docs.serving import FUNCTIONS, SERVER
 from twinsock._core.serving import (
     DEFAULT_GRACE,
     AcceptAction,
@@ -62,6 +65,7 @@ _ACCEPT_BATCH = 64
 Handler = Callable[[Socket], object]
 
 
+@shared_docs(SERVER, BLOCKING)
 class Server:
     """A started blocking server: a thread accepts, a thread per connection serves.
 
@@ -111,26 +115,21 @@ class Server:
 
     @property
     def addresses(self) -> list[SocketAddress]:
-        """The bound addresses (port 0 resolved); Unix listeners have none."""
         return list(self._addresses)
 
     @property
     def port(self) -> int:
-        """The port of the first address (0 for a server on a Unix socket)."""
         return self._addresses[0].port if self._addresses else 0
 
     @property
     def stats(self) -> ServerStats:
-        """A snapshot of the counters."""
         with self._lock:
             return self._tally.snapshot()
 
     def is_serving(self) -> bool:
-        """True until ``close()`` (or ``shutdown()``) stopped accepting."""
         return not self._closing
 
     def close(self) -> None:
-        """Stop accepting now; open connections go on.  The port is closed on return."""
         with self._lock:
             if self._closing:
                 closing_here = False
@@ -142,16 +141,6 @@ class Server:
             self._acceptor.join()
 
     def shutdown(self, grace: float = DEFAULT_GRACE) -> None:
-        """Stop accepting, let handlers finish within ``grace`` s, then close the rest.
-
-        Connections still open after ``grace`` seconds are closed, which wakes
-        their waiting calls with ``SocketClosedError``; ``shutdown`` then waits
-        (briefly) for their handlers to end.  Idempotent: a second call waits
-        for the first to finish.
-
-        Raises:
-            ValueError: a negative ``grace``.  TypeError: not a number.
-        """
         grace = rules.check_grace(grace)
         with self._shutdown_lock:
             if self._done.is_set():
@@ -172,15 +161,6 @@ class Server:
             self._done.set()
 
     def serve_forever(self, grace: float = DEFAULT_GRACE) -> None:
-        """Wait until the server is shut down; in the main thread, handle signals.
-
-        The first SIGINT or SIGTERM starts ``shutdown(grace)``, a second one
-        closes every connection at once.  The previous signal handlers are
-        restored on return.
-
-        Raises:
-            ValueError: a negative ``grace``.  TypeError: not a number.
-        """
         self._run_until_stopped(rules.check_grace(grace), escalate=True)
 
     # -- waiting for the end ---------------------------------------------------------------
@@ -401,6 +381,7 @@ def _was_reset(native: socket.socket) -> bool:
     return code != 0 and is_disconnection_error(DEFAULT_FLAGS, code)
 
 
+@shared_doc(FUNCTIONS, "serve", BLOCKING)
 def serve(
     handler: Callable[[Socket], object],
     host: str | None = "127.0.0.1",
@@ -414,36 +395,6 @@ def serve(
     call_timeout: float | None = None,
     reuse_port: bool = False,
 ) -> Server:
-    """Serve ``handler(conn)`` in a thread per connection; return the started server.
-
-    Args:
-        handler: called with each connection (a buffered ``Socket``, Nagle
-            off, TLS handshake done); the server closes it when ``handler``
-            returns or raises.
-        host: a name or address, every address it resolves to is served;
-            ``None`` or ``""``: every interface, IPv4 and IPv6.
-        port: the port; 0 picks a free one (``Server.port``).
-        backlog: ``listen``'s backlog.
-        sock: an already bound (or listening) socket to serve instead of
-            ``host``/``port``: ``socket.socket``, twinsock socket or file descriptor.
-        ssl_context: serve TLS with this server context.
-        handshake_timeout: seconds a client has to complete its TLS handshake.
-        max_connections: at most this many connections open at once; beyond
-            it the server stops accepting until one closes.
-        call_timeout: every connection's ``default_timeout``.
-        reuse_port: set ``SO_REUSEPORT`` (several processes on one port).
-
-    Returns:
-        The ``Server``, already accepting.
-
-    Raises:
-        TypeError: ``handler`` not callable (or a coroutine function), an
-            option of the wrong type.
-        AddressError: a port out of range, an address that does not parse.
-        ValueError: ``max_connections < 1``, a negative timeout, ``reuse_port``
-            where ``SO_REUSEPORT`` is missing.
-        OSError: an address cannot be bound (the message names it).
-    """
     rules.check_handler(handler, coroutine=False)
     checked_host = rules.check_host(host)
     port = check_port(port)

@@ -13,6 +13,7 @@ nothing; a call that has to wait claims its side of the socket first
 wakes them).  The class is assembled from this folder's modules: ``base``
 (claims, ``close``), ``connecting`` (``connect``, ``accept``), ``datagram``
 (``recv_from``, ``send_to``) and this one, the stream's reads and sends.
+The methods' docstrings are the twins' shared texts (``_core.docs.sockets``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from twinsock._core.data import (
     recv_into_target,
 )
 from twinsock._core.deadline import Deadline, check_timeout, is_valid_timeout
+from twinsock._core.docs import BLOCKING, shared_docs
+from twinsock._core.docs.sockets import SOCKET
 from twinsock._core.flags import is_disconnection_error, is_peek, is_safe
 from twinsock._core.types import (
     DEFAULT_FLAGS,
@@ -59,8 +62,24 @@ _DIRECT_READ_MIN = 65536
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
+@shared_docs(SOCKET, BLOCKING)
 class Socket(Connecting, Datagrams):
-    """A blocking socket with a read buffer, line reading and deadlines."""
+    """A blocking socket with a read buffer, line reading and deadlines.
+
+    Args:
+        domain: the address family (``Domain.AF_INET``, ``AF_INET6``,
+            ``AF_UNIX``).
+        sock_type: ``SockType.SOCK_STREAM``, ``SOCK_DGRAM``, ...
+        protocol: ``Protocol.IPPROTO_TCP``, ``IPPROTO_UDP``, ...; on
+            ``AF_UNIX`` the TCP and UDP values mean the family's default.
+        buffered: read through the read-ahead buffer: a read may take more
+            from the OS than it returns, and keeps the rest for the next one.
+        inheritable: let child processes inherit the descriptor.
+
+    Raises:
+        OSError: the OS refused the combination (``EAFNOSUPPORT``, a raw
+            socket without the privilege, ...).
+    """
 
     __slots__ = ()
 
@@ -77,7 +96,6 @@ class Socket(Connecting, Datagrams):
 
     @classmethod
     def from_native(cls, sock: socket.socket | int, *, buffered: bool = True) -> Socket:
-        """Adopt an existing ``socket.socket`` (or file descriptor); it becomes blocking."""
         native = cls._adopt_native(sock)
         if native.gettimeout() is not None:
             native.settimeout(None)
@@ -103,8 +121,6 @@ class Socket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> bytes:
-        """Read a line (SPEC section 5): without its terminator, ``b"\\r\\n"`` for an
-        empty line, ``b""`` at end of stream.  Raises ``NetTimeout``, ``LineTooLong``."""
         ready = self._buf.ready  # lines as recv_line returns them, none too long
         if (
             ready
@@ -156,7 +172,6 @@ class Socket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> None:
-        """``recv_line`` into ``buffer`` (a bytearray, cleared first)."""
         if timeout is not None:
             check_timeout(timeout)
         if not isinstance(buffer, bytearray):
@@ -171,7 +186,6 @@ class Socket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> LineResult:
-        """Read a line without sentinels; a timeout gives ``ReadLineResult.NONE``."""
         timeout = self._timeout(timeout)
         self._open("read_line")
         max_length = check_max_length(max_length)
@@ -198,9 +212,6 @@ class Socket(Connecting, Datagrams):
     def recv(
         self, size: int, timeout: float | None = None, flags: SocketFlag = DEFAULT_FLAGS
     ) -> bytes:
-        """Buffered: wait for ``size`` bytes (short only at end of stream).
-        Unbuffered: what the OS has, at least one byte; ``b""`` at end of stream.
-        Memory grows with what arrives, never with ``size``."""
         buf = self._buf
         if (
             flags is DEFAULT_FLAGS
@@ -227,7 +238,6 @@ class Socket(Connecting, Datagrams):
         timeout: float | None = None,
         flags: SocketFlag = DEFAULT_FLAGS,
     ) -> int:
-        """Like ``recv``, into a writable buffer; large reads skip the read buffer."""
         timeout = self._timeout(timeout)
         sock = self._open("recv_into")
         view = recv_into_target(buffer, size)
@@ -275,7 +285,6 @@ class Socket(Connecting, Datagrams):
         return n
 
     def skip(self, size: int, timeout: float | None = None) -> int:
-        """Discard up to ``size`` bytes (fewer only at end of stream); return how many."""
         timeout = self._timeout(timeout)
         self._open("skip")
         size = check_size(size)
@@ -300,16 +309,6 @@ class Socket(Connecting, Datagrams):
         flags: SocketFlag = DEFAULT_FLAGS,
         max_length: int = MAX_LINE_LENGTH,
     ) -> bytes:
-        """Read up to and including ``separator`` (non-empty bytes); ``b""`` at end
-        of stream with nothing buffered.
-
-        Raises:
-            LineTooLong: more than ``max_length`` bytes came before the
-                separator (nothing is consumed).
-            IncompleteRead: the stream ended without the separator; the bytes
-                stay buffered (``partial`` holds a copy).
-            NetTimeout: the separator did not arrive in time (nothing consumed).
-        """
         timeout = self._timeout(timeout)
         self._open("recv_until")
         separator = check_separator(separator)
@@ -330,7 +329,6 @@ class Socket(Connecting, Datagrams):
     def send(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
-        """Send all of ``data`` (bytes-like or str); a broken connection raises."""
         timeout = self._default_timeout if timeout is None else check_timeout(timeout)
         if self._sock is None:
             raise SocketClosedError("send")
@@ -363,8 +361,6 @@ class Socket(Connecting, Datagrams):
                 self._finish_close()
 
     def try_send(self, data: Any) -> bool:
-        """``send`` that returns ``False`` instead of raising an ``OSError`` (or
-        ``BusyError`` while another thread sends)."""
         try:
             self.send(data)
         except (OSError, BusyError):
@@ -374,8 +370,6 @@ class Socket(Connecting, Datagrams):
     def send_line(
         self, data: Any, flags: SocketFlag = DEFAULT_FLAGS, timeout: float | None = None
     ) -> None:
-        """Send ``data`` and ``b"\\r\\n"``; the empty-line sentinel ``b"\\r\\n"`` that
-        ``recv_line`` returns goes out as one ``b"\\r\\n"``."""
         if timeout is not None:
             check_timeout(timeout)
         self.send(line_to_send(data), flags, timeout)

@@ -25,11 +25,21 @@ _DISCONNECTION_TYPES = (ConnectionResetError, BrokenPipeError, ConnectionAborted
 
 
 def is_disconnection_error(flags: SocketFlag, error: OSError | int) -> bool:
-    """True if ``flags`` has ``SAFE_DISCONN`` and ``error`` is a disconnection.
+    """Tell whether ``SAFE_DISCONN`` would report ``error`` as the end of the stream.
 
-    ``error`` is an ``OSError`` or an errno number.  An error without an
-    errno counts by its type: ``ConnectionResetError``, ``BrokenPipeError``
-    and ``ConnectionAbortedError`` are disconnections.
+    The disconnections are ``ECONNRESET``, ``EPIPE``, ``ENETRESET`` and
+    ``ECONNABORTED``; an error without an errno counts by its type
+    (``ConnectionResetError``, ``BrokenPipeError``, ``ConnectionAbortedError``).
+
+    Args:
+        flags: the call's flags; without ``SAFE_DISCONN`` the answer is ``False``.
+        error: an ``OSError``, or an errno number.
+
+    Returns:
+        ``True`` if ``flags`` has ``SAFE_DISCONN`` and ``error`` is a disconnection.
+
+    Raises:
+        TypeError: ``flags`` is not a ``SocketFlag``.
     """
     if not isinstance(flags, SocketFlag):
         raise TypeError(f"flags must be a SocketFlag, not {flags!r}")

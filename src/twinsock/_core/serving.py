@@ -155,7 +155,11 @@ class ServerStats:
     bytes_sent: int = 0
 
     def summary(self) -> str:
-        """``accepted=3 active=0 closed=3 ...``: every counter, for the log."""
+        """Every counter on one line, for the log.
+
+        Returns:
+            ``"accepted=3 active=0 closed=3 ..."``, each counter as ``name=value``.
+        """
         return " ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))
 
 
