@@ -39,6 +39,7 @@ import pytest
 from twinsock import asyncnet, errors, net
 from twinsock._base import SocketBase
 from twinsock._core.docs import ASYNC, BLOCKING
+from twinsock._core.docs.lines import LINE_CONNECTION
 from twinsock._core.docs.serving import FUNCTIONS, SERVER
 from twinsock._core.docs.sockets import SOCKET
 
@@ -79,11 +80,7 @@ NOT_CONSTRUCTED = {
 
 #: Texts that cannot reach the shared table yet: the async line server's files
 #: are being changed on another branch (issue 12); they move there next.
-PENDING = {
-    "twinsock.asyncnet.LineConnection.send_line": "src/twinsock/_async/lines.py",
-    "twinsock.asyncnet.LineConnection.send": "src/twinsock/_async/lines.py",
-    "twinsock.asyncnet.LineConnection.is_closed": "src/twinsock/_async/lines.py",
-}
+PENDING: dict[str, str] = {}
 
 _SECTION = re.compile(r"(Args|Arguments|Returns|Yields|Raises|Attributes|Note|Example):\s*")
 _CODE = re.compile(r"(:\w+:)?(``.*?``|`[^`]*`)")  # ``literal`` and :role:`target` spans
@@ -309,8 +306,9 @@ def test_methods_both_socket_twins_define_have_one_text() -> None:
     [
         (SOCKET, (net.Socket, asyncnet.AsyncSocket)),
         (SERVER, (net.Server, asyncnet.AsyncServer)),
+        (LINE_CONNECTION, (net.LineConnection, asyncnet.LineConnection)),
     ],
-    ids=["sockets", "servers"],
+    ids=["sockets", "servers", "line-connections"],
 )
 def test_each_twin_shows_the_shared_text(table: Any, twins: tuple[type, type]) -> None:
     for name in table.texts:
@@ -324,8 +322,4 @@ def test_each_twin_shows_the_shared_text(table: Any, twins: tuple[type, type]) -
 @pytest.mark.parametrize("name", sorted(FUNCTIONS.texts))
 def test_each_module_function_shows_the_shared_text(name: str) -> None:
     assert getattr(net, name).__doc__ == FUNCTIONS.render(name, BLOCKING)
-    shared = FUNCTIONS.render(name, ASYNC)
-    if name == "serve_lines" and asyncnet.serve_lines.__doc__ != shared:
-        pytest.xfail("asyncnet.serve_lines keeps its own text until "
-                     "src/twinsock/_async/line_server.py is free to change")
-    assert getattr(asyncnet, name).__doc__ == shared
+    assert getattr(asyncnet, name).__doc__ == FUNCTIONS.render(name, ASYNC)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twinsock._core.docs import ASYNC, shared_docs
+from twinsock._core.docs.lines import LINE_CONNECTION
 from twinsock._core.lines import endpoint, line_payload, raw_payload
 from twinsock._core.types import CRLF
 from twinsock.addresses import SocketAddress
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["LineConnection"]
 
 
+@shared_docs(LINE_CONNECTION, ASYNC)
 class LineConnection:
     """One connection of a line server, as its callbacks see it.
 
@@ -46,12 +49,6 @@ class LineConnection:
         return f"<twinsock.LineConnection {state} {self._proto._peer_text()}>"
 
     def send_line(self, data: Any) -> None:
-        """Queue ``data + b"\\r\\n"`` (the sentinel ``b"\\r\\n"`` goes out once; str as UTF-8).
-
-        Raises:
-            SocketClosedError: the connection is closed.
-            TypeError: ``data`` is neither bytes-like nor ``str``.
-        """
         if not self._open:
             raise SocketClosedError("send_line")
         out = self._out
@@ -64,12 +61,6 @@ class LineConnection:
             out.append(line_payload(data))
 
     def send(self, data: Any) -> None:
-        """Queue ``data`` as it is (bytes-like, or ``str`` as UTF-8).
-
-        Raises:
-            SocketClosedError: the connection is closed.
-            TypeError: ``data`` is neither bytes-like nor ``str``.
-        """
         if not self._open:
             raise SocketClosedError("send")
         if data.__class__ is not bytes:
@@ -81,21 +72,15 @@ class LineConnection:
             self._proto._write_now(data, "send")
 
     def close(self) -> None:
-        """Close after the queued output (idempotent); no ``on_line`` call follows.
-
-        Called inside ``on_line``, that call's return value still goes out.
-        """
         if self._open:
             self._open = False
             self._proto._close_soon()
 
     def is_closed(self) -> bool:
-        """True once ``close()`` was called or the connection ended."""
         return not self._open or self._proto.transport_closing()
 
     @property
     def state(self) -> dict[Any, Any]:
-        """The callbacks' own data for this connection (a dict, empty at first)."""
         state = self._state
         if state is None:
             state = self._state = {}
@@ -103,20 +88,16 @@ class LineConnection:
 
     @property
     def peer(self) -> SocketAddress | str:
-        """The peer's address (the path for a Unix socket, ``""`` if unnamed)."""
         return endpoint(self._proto._sockaddr("peername"))
 
     @property
     def local(self) -> SocketAddress | str:
-        """This end's address (the path for a Unix socket)."""
         return endpoint(self._proto._sockaddr("sockname"))
 
     @property
     def bytes_received(self) -> int:
-        """Application bytes received so far (plaintext on TLS)."""
         return self._received
 
     @property
     def bytes_sent(self) -> int:
-        """Application bytes queued for sending so far (plaintext on TLS)."""
         return self._sent

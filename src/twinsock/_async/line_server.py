@@ -26,6 +26,8 @@ from twinsock._async.lines import (
 )
 from twinsock._async.server import AsyncServer
 from twinsock._core import serving as rules
+from twinsock._core.docs import ASYNC, shared_doc
+from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.lines import check_line_callbacks, check_line_max_length
 from twinsock._core.targets import format_endpoint
 from twinsock._core.types import MAX_LINE_LENGTH
@@ -110,6 +112,7 @@ async def _no_handler(conn: Any) -> None:  # pragma: no cover - never called
     raise AssertionError("LineServer serves with protocols, not a handler")
 
 
+@shared_doc(FUNCTIONS, "serve_lines", ASYNC)
 async def serve_lines(
     on_line: OnLine,
     host: str | None = "127.0.0.1",
@@ -126,43 +129,6 @@ async def serve_lines(
     call_timeout: float | None = None,
     reuse_port: bool = False,
 ) -> AsyncServer:
-    """Serve ``on_line(conn, line)`` for every received line; return the started server.
-
-    No task runs per line or per connection: the callbacks are plain
-    functions called from the event loop's receive path (SPEC section 11).
-
-    Args:
-        on_line: called with the ``LineConnection`` and each line, in order, as
-            ``recv_line`` returns it (no line end; an empty line is
-            ``b"\\r\\n"``).  A return value other than ``None`` (bytes or str)
-            is sent as by ``send_line``.
-        host: a name or address to listen on, as for ``serve``.
-        port: the port; 0 picks a free one.
-        on_connect: called once with the connection when it opens (after the
-            TLS handshake).
-        on_close: called once with the connection and ``None`` (an orderly
-            end) or the exception that ended it.
-        max_length: the longest line accepted; a longer one closes its
-            connection.
-        backlog: ``listen``'s backlog.
-        sock: an already bound (or listening) socket to serve instead of
-            ``host``/``port``.
-        ssl_context: serve TLS with this server context.
-        handshake_timeout: seconds a client has to complete its TLS handshake.
-        max_connections: at most this many connections open at once.
-        call_timeout: a connection that completes no line within this many
-            seconds is closed.
-        reuse_port: set ``SO_REUSEPORT`` (several processes on one port).
-
-    Returns:
-        The ``AsyncServer``, already accepting.
-
-    Raises:
-        TypeError: a callback that is not callable or is a coroutine function;
-            an option of the wrong type.
-        ValueError: ``max_length < 1``; what ``serve`` refuses.
-        AddressError, OSError: as ``serve``.
-    """
     check_line_callbacks(on_line, on_connect, on_close)
     max_length = check_line_max_length(max_length)
     checked_host = rules.check_host(host)

@@ -23,7 +23,8 @@ from typing import Any
 
 from twinsock._blocking.server import Handler, Server, serve
 from twinsock._blocking.socket import Socket
-from twinsock._core.docs import BLOCKING, shared_doc
+from twinsock._core.docs import BLOCKING, shared_doc, shared_docs
+from twinsock._core.docs.lines import LINE_CONNECTION
 from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.flags import is_disconnection_error
 from twinsock._core.lines import (
@@ -51,6 +52,7 @@ OnConnect = Callable[["LineConnection"], object]
 OnClose = Callable[["LineConnection", "BaseException | None"], object]
 
 
+@shared_docs(LINE_CONNECTION, BLOCKING)
 class LineConnection:
     """One connection of a blocking line server, as its callbacks see it.
 
@@ -74,47 +76,16 @@ class LineConnection:
         return f"<twinsock.net.LineConnection {state} {self._sock!r}>"
 
     def send_line(self, data: Any) -> None:
-        """Send ``data`` and ``b"\\r\\n"`` (the sentinel ``b"\\r\\n"`` goes out once).
-
-        Args:
-            data: the line without its terminator: bytes-like, or ``str``
-                (sent as UTF-8).
-
-        Raises:
-            SocketClosedError: the connection is closed.
-            TypeError: ``data`` is neither bytes-like nor ``str``.
-            NetTimeout: (from another thread) the peer did not take the line
-                within ``call_timeout``.
-            OSError: (from another thread) the connection failed
-                (``BrokenPipeError``, ``ConnectionResetError``, ...).
-        """
         if not self._open:
             raise SocketClosedError("send_line")
         self._queue(line_payload(data))
 
     def send(self, data: Any) -> None:
-        """Send ``data`` as it is, with no line end added.
-
-        Args:
-            data: bytes-like, or ``str`` (sent as UTF-8).
-
-        Raises:
-            SocketClosedError: the connection is closed.
-            TypeError: ``data`` is neither bytes-like nor ``str``.
-            NetTimeout: (from another thread) the peer did not take the bytes
-                within ``call_timeout``.
-            OSError: (from another thread) the connection failed
-                (``BrokenPipeError``, ``ConnectionResetError``, ...).
-        """
         if not self._open:
             raise SocketClosedError("send")
         self._queue(raw_payload(data))
 
     def close(self) -> None:
-        """Close after the queued output (idempotent); no ``on_line`` call follows.
-
-        Called inside ``on_line``, that call's return value still goes out.
-        """
         if not self._open:
             return
         self._open = False
@@ -122,16 +93,10 @@ class LineConnection:
             self._sock.close()
 
     def is_closed(self) -> bool:
-        """Tell whether the connection is closed.
-
-        Returns:
-            ``True`` once ``close()`` was called or the connection ended.
-        """
         return not self._open
 
     @property
     def state(self) -> dict[Any, Any]:
-        """The callbacks' own data for this connection (a dict, empty at first)."""
         state = self._state
         if state is None:
             state = self._state = {}
@@ -139,22 +104,18 @@ class LineConnection:
 
     @property
     def peer(self) -> SocketAddress | str:
-        """The peer's address (the path for a Unix socket)."""
         return self._endpoint(self._sock.get_peer_addr())
 
     @property
     def local(self) -> SocketAddress | str:
-        """This end's address (the path for a Unix socket)."""
         return self._endpoint(self._sock.get_local_addr())
 
     @property
     def bytes_received(self) -> int:
-        """Application bytes received so far (plaintext on TLS)."""
         return _counter(self._sock, "bytes_received")
 
     @property
     def bytes_sent(self) -> int:
-        """Application bytes sent so far (plaintext on TLS)."""
         return _counter(self._sock, "bytes_sent")
 
     def _endpoint(self, address: tuple[str, int]) -> SocketAddress | str:
