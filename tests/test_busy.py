@@ -64,6 +64,7 @@ def test_busy_error_is_a_net_error_and_a_runtime_error() -> None:
         pytest.param(lambda s: s.read_line(timeout=1), id="read_line"),
         pytest.param(lambda s: s.recv_into(bytearray(4)), id="recv_into"),
         pytest.param(lambda s: s.skip(2), id="skip"),
+        pytest.param(lambda s: s.recv_until(b"\0", timeout=1), id="recv_until"),
     ],
 )
 def test_two_readers(kind: Any, second: Any) -> None:

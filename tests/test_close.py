@@ -129,6 +129,8 @@ class TestCloseWakesWaiters:
             pytest.param(lambda s: s.recv_line(timeout=5), id="recv_line-timeout"),
             pytest.param(lambda s: s.read_line(timeout=5), id="read_line"),
             pytest.param(lambda s: s.skip(100), id="skip"),
+            pytest.param(lambda s: s.recv_until(b"\0"), id="recv_until"),
+            pytest.param(lambda s: s.recv_until(b"\0", timeout=5), id="recv_until-timeout"),
         ],
     )
     @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])

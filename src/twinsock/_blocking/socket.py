@@ -315,14 +315,19 @@ class Socket(Connecting, Datagrams):
         max_length = check_max_length(max_length)
         peek, safe = is_peek(flags), is_safe(flags)
         buf = self._buf
-        deadline = None
-        while True:
-            got = buf.until(separator, max_length, peek=peek)
-            if got is not None:
-                return got
-            if deadline is None:
-                deadline = Deadline(timeout, "recv_until")
-            self._fill(deadline, safe)
+        got = buf.until(separator, max_length, peek=peek)
+        if got is not None:
+            return got
+        deadline = Deadline(timeout, "recv_until")
+        self._begin_read("recv_until")
+        try:
+            while True:
+                self._fill(deadline, safe)
+                got = buf.until(separator, max_length, peek=peek)
+                if got is not None:
+                    return got
+        finally:
+            self._end_read()
 
     # -- sending -------------------------------------------------------------------------
 
