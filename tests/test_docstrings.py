@@ -59,8 +59,8 @@ NEVER_RAISES = {
     "close", "is_closed", "is_ssl", "has_data_buffered", "get_fd", "fileno",
     "is_serving", "summary", "destroy", "is_ip_address", "get_hostname",
 }
-#: ... and by full name: the async ``try_send`` answers ``False`` for everything.
-NEVER_RAISES_QUALIFIED = {"twinsock.asyncnet.AsyncSocket.try_send"}
+#: ... and by full name (none at present).
+NEVER_RAISES_QUALIFIED: set[str] = set()
 
 #: Classes whose constructor is no API: made by a factory, or records whose
 #: fields are their documented attributes.

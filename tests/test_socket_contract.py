@@ -343,6 +343,8 @@ def test_counters_count_application_bytes(pair: tuple[Any, socket.socket]) -> No
     twin.send_line(b"line")
     twin.send_line(b"\r\n")
     assert twin.try_send(b"tried")
+    with pytest.raises(TypeError):  # a wrong type is a TypeError on both kinds, not False
+        twin.try_send(123)
     expected = b"bytes" + "str é".encode() + b"ba" + array.array("i", [1, 2]).tobytes()
     expected += b"line\r\n" + b"\r\n" + b"tried"
     assert read_exactly(peer, len(expected)) == expected

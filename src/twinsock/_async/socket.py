@@ -357,6 +357,7 @@ class AsyncSocket(Connecting, Datagrams):
                 await self._raise_send_error()
 
     def try_send(self, data: Any) -> bool:
+        data = as_bytes(data)  # a wrong type is a TypeError, as on the blocking socket
         transport = self._transport
         if (
             transport is None
@@ -367,8 +368,8 @@ class AsyncSocket(Connecting, Datagrams):
         ):
             return False
         try:
-            self._write_now(transport, as_bytes(data))
-        except (OSError, TypeError, RuntimeError):
+            self._write_now(transport, data)
+        except (OSError, RuntimeError):
             return False
         return not transport.is_closing()
 

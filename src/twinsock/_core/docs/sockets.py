@@ -73,16 +73,15 @@ BusyError: another $thread is already sending on the socket.""",
     "try_send_false": (
         "the socket is closed or broken, the send timed out, or another\n"
         "    thread is sending",
-        "the socket is closed or broken, another task is sending, the\n"
-        "    transport holds more than ``WRITE_HIGH_WATER`` bytes, or ``data``\n"
-        "    is neither bytes-like nor ``str``",
+        "the socket is closed or broken, another task is sending, or the\n"
+        "    transport holds more than ``WRITE_HIGH_WATER`` bytes",
     ),
     "recv_into_direct": (
         "Without TLS, requests of 64 KiB or more (and every read of an unbuffered\n"
         "socket) go straight into ``buffer``, not through the read buffer.",
         "",
     ),
-    "try_send_raises": ("TypeError: ``data`` is neither bytes-like nor ``str``.", ""),
+    "try_send_raises": "TypeError: ``data`` is neither bytes-like nor ``str``.",
     "accept_busy": ("", "BusyError: another task is already accepting on this listener."),
 }
 
