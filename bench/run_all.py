@@ -2,9 +2,11 @@
 
 How this works: the benchmarks run one after the other in this process (each
 one starts its own server and load generator processes), in the order of the
-issues' bars: lines/s, recv_into, thread echo, async echo, memory, then TLS.
+issues' bars: lines/s, recv_into, thread echo, async echo, memory, TLS, then
+the serving ones: ``serve`` against the hand-written loop, ``serve_lines``
+against streams and raw protocols, and ``run_server`` with 1 and 2 workers.
 Each prints its own table and ratios; progress goes to stderr. The default
-durations keep the whole suite at about 6-8 minutes on a 2-core machine;
+durations keep the whole suite at about 13-15 minutes on a 2-core machine;
 ``--quick`` is a smoke run of a few seconds per benchmark (figures from it are
 not meaningful). ``--only NAME[,NAME]`` picks some of them.
 
@@ -16,14 +18,20 @@ versioned format (:data:`FORMAT`)::
      "results": [{"bench": "async_echo", "kind": "echo", "server": "twinsock_async",
                   "loop": "uvloop", "line_bytes": 64, "requests_per_s": 123192.0, ...}, ...]}
 
-Echo rows (``kind: "echo"``: thread, async and TLS echo, and any later echo
-benchmark) come from ``common.interleaved_echo`` itself, one per peer and
-group, with every round's sample. The other benchmarks' rows are read from
-the summary table each one returns: ``lines`` (lines/s), ``recv_into``
-(MB/s), ``memory`` (KiB per idle connection) and ``tls_memory`` (KiB per idle
-TLS pair). A benchmark without such a reader keeps its table as ``kind:
-"table"``. The file is written even when a benchmark fails part way
-(``"complete": false``).
+Echo rows (``kind: "echo"``: thread, async and TLS echo, serve, serve_lines,
+workers) come from ``common.interleaved_echo`` itself, one per peer and
+group, with every round's sample, the median server and load generator CPU
+shares (``server_cpu``: the server's whole process tree, so above 1.0 when
+``run_server``'s workers used more than one core), ``workers`` (the
+``--workers N`` of a ``run_server`` server, else null) and ``pinned``
+(whether the server had a CPU to itself; false for the workers benchmark).
+``server_cpu``, ``loadgen_cpu`` and ``pinned`` were added to format 1 without
+a new number (new fields only): a reader of format 1 takes rows without them
+(older files). The other benchmarks' rows are read from the summary table
+each one returns: ``lines`` (lines/s), ``recv_into`` (MB/s), ``memory`` (KiB
+per idle connection) and ``tls_memory`` (KiB per idle TLS pair). A benchmark
+without such a reader keeps its table as ``kind: "table"``. The file is
+written even when a benchmark fails part way (``"complete": false``).
 
     python bench/run_all.py [--quick] [--only NAME,...]   (names: see BENCHES)
                             [--json FILE]
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -49,9 +58,11 @@ import bench_async_echo
 import bench_lines
 import bench_memory
 import bench_recv_into
+import bench_serve
 import bench_serve_lines
 import bench_thread_echo
 import bench_tls
+import bench_workers
 from common import progress, recording
 
 BENCHES: dict[str, Callable[[list[str] | None], object]] = {
@@ -61,7 +72,9 @@ BENCHES: dict[str, Callable[[list[str] | None], object]] = {
     "async_echo": bench_async_echo.main,
     "memory": bench_memory.main,
     "tls": bench_tls.main,
+    "serve": bench_serve.main,
     "serve_lines": bench_serve_lines.main,
+    "workers": bench_workers.main,
 }
 
 #: The version of the JSON layout; ``bench/plot.py`` refuses any other.
@@ -102,7 +115,7 @@ def rows_of(bench: str, rows: list[list[str]]) -> list[dict[str, Any]]:
                 for server, cell in (("twinsock_async", twin), ("asyncio_streams", streams)):
                     out.append({"kind": "tls_memory", "server": server, "loop": loop,
                                 "kib_per_pair": number(cell)})
-    elif bench not in ("thread_echo", "async_echo") and rows:
+    elif bench not in ("thread_echo", "async_echo") and rows:  # serve, serve_lines, workers
         out.append({"kind": "table", "rows": rows})
     return out
 
@@ -120,11 +133,17 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def twinsock_location() -> str | None:
+    """Where the servers' ``import twinsock`` comes from (a checkout's src, or site-packages)."""
+    spec = importlib.util.find_spec("twinsock")
+    return str(Path(spec.origin).parent) if spec and spec.origin else None
+
+
 def environment() -> dict[str, Any]:
     try:
         import uvloop
 
-        uvloop_version: str | None = uvloop.__version__
+        uvloop_version: str | None = getattr(uvloop, "__version__", None)
     except ImportError:
         uvloop_version = None
     return {
@@ -132,6 +151,7 @@ def environment() -> dict[str, Any]:
         "uvloop": uvloop_version,
         "openssl": ssl.OPENSSL_VERSION,
         "cpus": len(os.sched_getaffinity(0)),
+        "twinsock": twinsock_location(),
         "machine": platform.machine(),
     }
 

@@ -129,6 +129,30 @@ def test_serving_charts_appear_only_with_their_rows(tmp_path: Path) -> None:
     assert {"serve_vs_serve_lines.png", "workers.png"} <= written
 
 
+@needs_matplotlib
+def test_workers_chart_with_cpu_shares_and_the_c_ceiling(tmp_path: Path) -> None:
+    # rows as bench_workers writes them: server CPU shares (a process tree, so
+    # above 1.0 with two workers), servers not pinned, the C server of the same rounds
+    document = sample_results()
+    for loop in ("default", "uvloop"):
+        for server in ("twinsock_run_server", "twinsock_run_server_lines"):
+            for workers, rps, cpu in ((1, 80_000, 0.98), (2, 120_000, 1.45)):
+                document["results"].append(echo(
+                    "workers", server, loop, rps, workers=workers, server_cpu=cpu,
+                    loadgen_cpu=0.6, pinned=False))
+        document["results"].append(echo("workers", "c_epoll", loop, 150_000, pinned=False))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document))
+    result = run_plot(results, tmp_path / "charts")
+    assert result.returncode == 0, result.stderr
+    written = {Path(line).name for line in result.stdout.split()}
+    assert "workers.png" in written
+    # the C reference row carries no workers count: it is no serving row either
+    assert "serve_vs_serve_lines.png" not in written
+    data = (tmp_path / "charts" / "workers.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
 def test_a_run_with_nothing_to_plot_exits_2(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("matplotlib is not installed (pip install -e '.[bench]')")
