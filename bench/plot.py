@@ -99,10 +99,30 @@ def rows(document: dict[str, Any], **match: Any) -> list[Row]:
     return [r for r in document["results"] if all(r.get(k) == v for k, v in match.items())]
 
 
-def title(document: dict[str, Any], what: str) -> str:
-    date = str(document.get("date", "?"))[:10]
-    quick = ", --quick: figures not meaningful" if document.get("quick") else ""
-    return f"{what}\n{date}, commit {document.get('commit', '?')}{quick}"
+def title(document: dict[str, Any], what: str, drawn: Sequence[Row] = ()) -> str:
+    """What the chart shows, and the date and commit of the run that measured ``drawn``.
+
+    A benchmark re-run alone into the file (``run_all.py --merge``) is named
+    with its own date and commit.
+    """
+    date, commit = str(document.get("date", "?"))[:10], document.get("commit", "?")
+    latest: dict[str, dict[str, Any]] = {}
+    for rerun in document.get("reruns") or []:
+        if isinstance(rerun, dict):
+            latest.update({str(b): rerun for b in rerun.get("benches") or []})
+    benches = {str(r.get("bench")) for r in drawn}
+    rerun_of = {b: latest[b] for b in benches if b in latest}
+    if rerun_of and len(rerun_of) == len(benches) and len(
+            {id(r) for r in rerun_of.values()}) == 1:
+        rerun = next(iter(rerun_of.values()))
+        date, commit = str(rerun.get("date", "?"))[:10], rerun.get("commit", "?")
+        what += " (re-run alone)"
+    elif rerun_of:
+        what += f" ({', '.join(sorted(rerun_of))} re-run alone later)"
+    quick_runs = [document, *rerun_of.values()] if len(rerun_of) < len(benches) else [
+        *rerun_of.values()]
+    quick = ", --quick: figures not meaningful" if any(r.get("quick") for r in quick_runs) else ""
+    return f"{what}\n{date}, commit {commit}{quick}"
 
 
 def bar_panel(ax: Any, labels: Sequence[str], values: Sequence[float | None],
@@ -159,7 +179,7 @@ def echo_by_loop(document: dict[str, Any], bench: str, out: Path, name: str, wha
                   "requests/s", ceiling, "C epoll server" if ceiling else "")
         conns = group[0].get("conns", "?")
         ax.set_title(f"{loop} loop, {line}-byte lines, {conns} conns", fontsize=9)
-    fig.suptitle(title(document, what), fontsize=10)
+    fig.suptitle(title(document, what, echo), fontsize=10)
     return save(fig, out, name)
 
 
@@ -172,7 +192,7 @@ def simple_bars(document: dict[str, Any], kind: str, label_key: str, value_key: 
         return None
     fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * len(found)), 4.8))
     bar_panel(ax, [r[label_key] for r in found], [r.get(value_key) for r in found], unit)
-    fig.suptitle(title(document, what), fontsize=10)
+    fig.suptitle(title(document, what, found), fontsize=10)
     return save(fig, out, name)
 
 
@@ -220,7 +240,9 @@ def chart_memory(document: dict[str, Any], out: Path) -> Path | None:
         bar_panel(ax, [f"{r['server']}\n({r['loop']})" for r in found],
                   [r.get(key) for r in found], unit)
         ax.set_title(unit, fontsize=9)
-    fig.suptitle(title(document, "Memory per idle connection (less is better)"), fontsize=10)
+    drawn = [r for kind, _, _ in panels for r in rows(document, kind=kind)]
+    fig.suptitle(title(document, "Memory per idle connection (less is better)", drawn),
+                 fontsize=10)
     return save(fig, out, "memory.png")
 
 
@@ -269,7 +291,8 @@ def chart_serve_vs_serve_lines(document: dict[str, Any], out: Path) -> Path | No
             bar_panel(ax, [r["server"] for r in peers], [r["requests_per_s"] for r in peers],
                       "requests/s", ceiling, "C epoll server" if ceiling else "")
             ax.set_title(f"bench {bench}: {loop} loop, {line}-byte lines", fontsize=9)
-    fig.suptitle(title(document, "serve and serve_lines against their peers: requests/s"),
+    drawn = [r for r in echo if (r.get("bench"), r["loop"], r["line_bytes"]) in groups]
+    fig.suptitle(title(document, "serve and serve_lines against their peers: requests/s", drawn),
                  fontsize=10)
     return save(fig, out, "serve_vs_serve_lines.png")
 
@@ -308,7 +331,7 @@ def chart_workers(document: dict[str, Any], out: Path) -> Path | None:
     pinned = any(r.get("pinned") for r in echo)
     how = "" if pinned else ", servers not pinned"
     fig.suptitle(title(document, f"run_server with 1 and 2 workers{how} (the load generator "
-                                 "shares the cores)"), fontsize=10)
+                                 "shares the cores)", echo), fontsize=10)
     return save(fig, out, "workers.png")
 
 

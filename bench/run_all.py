@@ -33,8 +33,15 @@ per idle connection) and ``tls_memory`` (KiB per idle TLS pair). A benchmark
 without such a reader keeps its table as ``kind: "table"``. The file is
 written even when a benchmark fails part way (``"complete": false``).
 
+``--json FILE --merge`` re-runs some benchmarks into an earlier results file
+(on a shared machine, those that a neighbour disturbed): the rows of each
+benchmark that completes now replace that benchmark's rows in FILE, every
+other row stays, and the file's ``reruns`` list (absent until then) gains one
+entry naming the benchmarks, date, commit and seconds of this run. The
+file's own ``date`` and ``commit`` stay those of the first run.
+
     python bench/run_all.py [--quick] [--only NAME,...]   (names: see BENCHES)
-                            [--json FILE]
+                            [--json FILE [--merge]]
 """
 
 from __future__ import annotations
@@ -163,6 +170,37 @@ def write_json(path: str, meta: dict[str, Any], results: list[dict[str, Any]],
     progress(f"[results: {len(results)} rows written to {path}]")
 
 
+def read_earlier(path: str) -> dict[str, Any]:
+    """The results file that ``--merge`` adds to; ValueError with one line if it cannot."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--merge: cannot read {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"--merge: {path} is not a results file of format {FORMAT}")
+    if not isinstance(document.get("results"), list):
+        raise ValueError(f"--merge: {path} has no results list")
+    return document
+
+
+def merge(earlier: dict[str, Any], meta: dict[str, Any], results: list[dict[str, Any]],
+          done: list[str], complete: bool) -> dict[str, Any]:
+    """``earlier`` with the rows of the benchmarks in ``done`` replaced by ``results``'."""
+    kept = [r for r in earlier["results"] if r.get("bench") not in done]
+    fresh = [r for r in results if r.get("bench") in done]
+    order = list(BENCHES)
+    merged = sorted(kept + fresh, key=lambda r: order.index(r["bench"])
+                    if r.get("bench") in order else len(order))
+    rerun: dict[str, Any] = {key: meta[key] for key in ("date", "commit", "quick", "seconds")
+                             if key in meta}
+    rerun["benches"] = done
+    if not complete:
+        rerun["failed"] = [n for n in meta["benches"] if n not in done]
+    document = {**earlier, "results": merged,
+                "reruns": [*earlier.get("reruns", []), rerun]}
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per benchmark")
@@ -170,7 +208,18 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the figures to FILE (JSON, for bench/plot.py)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --json: FILE is an earlier run; replace its rows of the "
+                             "benchmarks run now and list this run under 'reruns'")
     args = parser.parse_args(argv)
+    earlier: dict[str, Any] | None = None
+    if args.merge:
+        if not args.json:
+            parser.error("--merge needs --json FILE")
+        try:
+            earlier = read_earlier(args.json)
+        except ValueError as exc:
+            parser.error(str(exc))
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
@@ -184,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         **environment(),
     }
     results: list[dict[str, Any]] = []
+    done: list[str] = []
     complete = False
     start = time.monotonic()
     try:
@@ -198,12 +248,18 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(rows, list):
                 results += [{"bench": name, **row} for row in rows_of(name, rows)]
             sys.stdout.flush()
+            done.append(name)
             progress(f"[{name} took {time.monotonic() - t0:.0f} s]")
         complete = True
     finally:
         if args.json:
             meta["seconds"] = round(time.monotonic() - start)
-            write_json(args.json, meta, results, complete)
+            if earlier is None:
+                write_json(args.json, meta, results, complete)
+            else:
+                document = merge(earlier, meta, results, done, complete)
+                Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
+                progress(f"[results: {', '.join(done) or 'nothing'} merged into {args.json}]")
     print(f"\nall done in {time.monotonic() - start:.0f} s")
     return 0
 
