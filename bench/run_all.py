@@ -127,14 +127,22 @@ def rows_of(bench: str, rows: list[list[str]]) -> list[dict[str, Any]]:
     return out
 
 
-def git_commit() -> str:
-    """The checkout's short commit, with ``-dirty`` when it has uncommitted changes."""
+def git_commit(results_file: str | None = None) -> str:
+    """The checkout's short commit, with ``-dirty`` when it has uncommitted changes.
+
+    A change to ``results_file`` itself (the file this run writes, committed
+    by an earlier run) does not count.
+    """
     here = Path(__file__).resolve().parent
+    exclude = [f":(exclude){Path(results_file).resolve()}"] if results_file else []
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *exclude], cwd=top, capture_output=True,
+                               text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     sub_args = ["--quick"] if args.quick else []
     meta = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
+        "commit": git_commit(args.json),
         "quick": args.quick,
         "benches": names,
         **environment(),
