@@ -150,7 +150,7 @@ def measure(reader: Reader, lines: int, line_len: int, duration: float,
 
     with pinned_self(pinning.server_cpu):
         count = reader.read(port_ready)
-    elapsed = time.perf_counter() - state["t0"]
+    elapsed: float = time.perf_counter() - state["t0"]
     report = finish_sender(state["sender"])
     if count * line_len != report["sent"]:
         raise RuntimeError(f"read {count} lines but {report['sent'] / line_len} were sent")

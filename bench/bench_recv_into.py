@@ -102,7 +102,7 @@ def measure(reader: Callable[[Callable[[int], None]], int], total: int, duration
 
     with pinned_self(pinning.server_cpu):
         received = reader(port_ready)
-    elapsed = time.perf_counter() - state["t0"]
+    elapsed: float = time.perf_counter() - state["t0"]
     report = finish_sender(state["sender"])
     if received != report["sent"]:
         raise RuntimeError(f"read {received} bytes but {report['sent']} were sent")

@@ -7,7 +7,11 @@ for (bounded), or ``UNAVAILABLE <reason>``, which becomes :class:`Unavailable`.
 The C load generator (``_build/loadgen``, built on demand by ``_build.py``)
 runs in another process and prints one JSON object. With two or more CPUs the
 server is pinned to the last CPU and the load generator to the first, so that
-they never share a core (``--no-pin`` turns this off). Servers are stopped by
+they never share a core (``--no-pin`` turns this off); a server whose spec
+says ``pinned=False`` (``run_server`` with its workers) is left to the
+scheduler. The server's CPU share, which the load generator reads during its
+measured window, covers the server process and all its descendants (a
+``run_server`` supervisor and its forked workers). Servers are stopped by
 their pid only (SIGTERM, then SIGKILL after a grace period). Figures are
 printed, never asserted: this machine is shared and noisy, so each benchmark
 interleaves its peers round by round and compares them within one run.
@@ -76,6 +80,8 @@ class ServerSpec:
     uvloop: bool = False
     extra_args: tuple[str, ...] = ()  # for example ("--cert", F, "--key", F)
     tls: bool = False  # drive it with loadgen_tls
+    pinned: bool = True  # False: never pinned (run_server's workers share every CPU)
+    listeners: int = 1  # "LISTENING <port>" lines to wait for (one per run_server worker)
 
     def command(self) -> list[str]:
         if self.kind == "c_epoll":
@@ -126,11 +132,21 @@ def proc_status_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (from /proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (``/proc/PID/task/TID/children``), parents first.
+
+    The same walk as the load generator's server CPU figure (``loadgen.c``).
+    """
+    found: list[int] = []
+    todo = [pid]
+    while todo and len(found) < 256:
+        current = todo.pop(0)
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+    return found
 
 
 def _read_line(stream: IO[bytes], deadline: float) -> bytes:
@@ -165,13 +181,22 @@ def start_server(spec: ServerSpec, cpu: int | None = None) -> Server:
         spec.command(), stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL,
         env=env,
     )
-    pin(proc.pid, cpu)
+    if spec.pinned:
+        pin(proc.pid, cpu)
     assert proc.stdout is not None
-    line = _read_line(proc.stdout, time.monotonic() + START_TIMEOUT).decode().strip()
+    deadline = time.monotonic() + START_TIMEOUT
     server = Server(spec, proc, 0, stderr_file)
-    if line.startswith("LISTENING "):
-        server.port = int(line.split()[1])
-        return server
+    ports: set[str] = set()
+    for _ in range(spec.listeners):
+        line = _read_line(proc.stdout, deadline).decode().strip()
+        if not line.startswith("LISTENING "):
+            break
+        ports.add(line.split()[1])
+    else:
+        if len(ports) == 1:  # every worker on the same port
+            server.port = int(ports.pop())
+            return server
+        line = f"LISTENING on several ports: {sorted(ports)}"
     server.stop()
     if line.startswith("UNAVAILABLE"):
         stderr_file.close()
@@ -284,7 +309,7 @@ def interleaved_echo(
                 f"  errors {res['errors']}  CPU share: loadgen {res['loadgen_cpu']:.2f}"
                 f" server {res['server_cpu']:.2f}"
             )
-    record_echo(specs, results, conns, line_len)
+    record_echo(specs, results, conns, line_len, pinning.server_cpu is not None)
     return results
 
 
@@ -313,12 +338,16 @@ def _workers(spec: ServerSpec) -> int | None:
 
 
 def record_echo(
-    specs: Sequence[ServerSpec], results: dict[str, Samples], conns: int, line_len: int
+    specs: Sequence[ServerSpec], results: dict[str, Samples], conns: int, line_len: int,
+    pinned_run: bool = True,
 ) -> None:
     """One row per peer of an interleaved echo group (nothing unless recording).
 
     ``loop`` is the group's loop (the C reference server runs in both groups);
-    ``workers`` is set when the server was started with ``--workers N``.
+    ``workers`` is set when the server was started with ``--workers N``;
+    ``server_cpu`` is the server's median CPU share (its process tree: above
+    1.0 when several cores served) and ``pinned`` whether it had a CPU to
+    itself.
     """
     if _RECORDS is None:
         return
@@ -337,6 +366,9 @@ def record_echo(
             "requests_per_s": s.median,
             "samples": s.values,
             "req_per_cpu_s": median_of(s, "req_per_cpu_s"),
+            "server_cpu": median_of(s, "server_cpu"),
+            "loadgen_cpu": median_of(s, "loadgen_cpu"),
+            "pinned": spec.pinned and pinned_run,
             "p50_us": median_of(s, "p50_us"),
             "p99_us": median_of(s, "p99_us"),
             "errors": sum(int(e["errors"]) for e in s.extra),

@@ -28,12 +28,16 @@
  * With SERVER_PID, echo mode also reports the server's CPU share during the
  * measured window (from /proc/PID/stat), so requests per server CPU-second can
  * be computed: a figure that other tenants of a shared machine disturb less
- * than requests per second.
+ * than requests per second. The share covers the server process and every
+ * descendant (found through /proc/PID/task/TID/children), so a run_server
+ * supervisor is counted with its forked workers; a share above 1.0 means more
+ * than one core was busy.
  *   loadgen idle   HOST PORT CONNS DURATION
  *   loadgen stream HOST PORT LINE_LEN TOTAL_BYTES DURATION [crlf]   (LINE_LEN 0: raw bytes)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -81,9 +85,10 @@ static double cpu_at_measure;
 static int server_pid;              /* 0: unknown */
 static double server_cpu_at_measure;
 
-/* CPU seconds (user + system, all threads) of another process, from /proc; -1 if unknown. */
-static double proc_cpu_seconds(int pid) {
-    if (pid <= 0) return -1;
+/* Clock ticks of one process from /proc/PID/stat: its own user + system time
+ * (all threads) plus that of its children it has already reaped (cutime,
+ * cstime), so a child that ends during the window keeps counting. -1 if gone. */
+static long long proc_ticks(int pid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
@@ -94,10 +99,52 @@ static double proc_cpu_seconds(int pid) {
     char *p = strrchr(buf, ')');
     if (!p) return -1;
     unsigned long long utime = 0, stime = 0;
-    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    long long cutime = 0, cstime = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+               &utime, &stime, &cutime, &cstime) != 4)
         return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    return (long long)(utime + stime) + cutime + cstime;
+}
+
+#define MAX_TREE 256 /* processes counted at most in one server's tree */
+
+/* Ticks of PID and all its descendants (found through /proc/PID/task/TID/children):
+ * the server CPU of a run_server supervisor and its forked workers. */
+static long long tree_ticks(int pid, int depth, int *budget) {
+    long long total = proc_ticks(pid);
+    if (total < 0 || depth >= 8) return total;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *tasks = opendir(path);
+    if (!tasks) return total;
+    struct dirent *task;
+    while ((task = readdir(tasks)) != NULL) {
+        if (task->d_name[0] < '0' || task->d_name[0] > '9') continue;
+        char cpath[96];
+        snprintf(cpath, sizeof cpath, "/proc/%d/task/%d/children", pid, atoi(task->d_name));
+        FILE *f = fopen(cpath, "r");
+        if (!f) continue;
+        int child;
+        while (*budget > 0 && fscanf(f, "%d", &child) == 1) {
+            (*budget)--;
+            long long t = tree_ticks(child, depth + 1, budget);
+            if (t > 0) total += t; /* a child gone since: its time moved to our cutime */
+        }
+        fclose(f);
+    }
+    closedir(tasks);
+    return total;
+}
+
+/* CPU seconds (user + system, all threads) of another process and its descendants,
+ * from /proc; -1 if unknown. */
+static double proc_cpu_seconds(int pid) {
+    if (pid <= 0) return -1;
+    int budget = MAX_TREE;
+    long long ticks = tree_ticks(pid, 0, &budget);
+    return ticks < 0 ? -1 : (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double now(void) {

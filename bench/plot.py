@@ -15,11 +15,19 @@ run has none of them (for example a ``--only lines`` run has no echo rows):
 - ``tls_echo.png``: TLS echo requests/s per server and loop;
 - ``memory.png``: KiB per idle connection (and per idle TLS pair);
 - ``thread_echo.png`` and ``recv_into.png``: the blocking benchmarks;
-- ``serve_vs_serve_lines.png``: echo rows whose server is a ``serve`` or
+- ``serve_vs_serve_lines.png``: every benchmark that measured a ``serve`` or
   ``serve_lines`` server (a server name with a ``serve`` or ``serve_lines``
-  part, such as ``twinsock_serve_lines``), per loop;
-- ``workers.png``: echo rows that carry a ``workers`` count (servers started
-  with ``--workers N``): requests/s and requests per server CPU-second.
+  part, such as ``twinsock_serve_lines``), one panel per benchmark, loop and
+  line length, with the peers measured in the same rounds (the hand-written
+  loop, streams, raw protocols) and the C server as the ceiling;
+- ``workers.png``: echo rows that carry a ``workers`` count (``run_server``
+  started with ``--workers N``), one column per loop and line length:
+  requests/s (the C server of the same rounds as the ceiling) above requests
+  per server CPU-second, each bar labelled with the server's CPU share (its
+  process tree: above 1.0 when the workers used more than one core).
+
+Rows of format 1 written before ``server_cpu`` and ``pinned`` existed are
+drawn too (without the CPU share).
 
 twinsock's bars are orange, its peers' blue. Every chart's title names the
 run's date and commit. The file names of the
@@ -91,10 +99,30 @@ def rows(document: dict[str, Any], **match: Any) -> list[Row]:
     return [r for r in document["results"] if all(r.get(k) == v for k, v in match.items())]
 
 
-def title(document: dict[str, Any], what: str) -> str:
-    date = str(document.get("date", "?"))[:10]
-    quick = ", --quick: figures not meaningful" if document.get("quick") else ""
-    return f"{what}\n{date}, commit {document.get('commit', '?')}{quick}"
+def title(document: dict[str, Any], what: str, drawn: Sequence[Row] = ()) -> str:
+    """What the chart shows, and the date and commit of the run that measured ``drawn``.
+
+    A benchmark re-run alone into the file (``run_all.py --merge``) is named
+    with its own date and commit.
+    """
+    date, commit = str(document.get("date", "?"))[:10], document.get("commit", "?")
+    latest: dict[str, dict[str, Any]] = {}
+    for rerun in document.get("reruns") or []:
+        if isinstance(rerun, dict):
+            latest.update({str(b): rerun for b in rerun.get("benches") or []})
+    benches = {str(r.get("bench")) for r in drawn}
+    rerun_of = {b: latest[b] for b in benches if b in latest}
+    if rerun_of and len(rerun_of) == len(benches) and len(
+            {id(r) for r in rerun_of.values()}) == 1:
+        rerun = next(iter(rerun_of.values()))
+        date, commit = str(rerun.get("date", "?"))[:10], rerun.get("commit", "?")
+        what += " (re-run alone)"
+    elif rerun_of:
+        what += f" ({', '.join(sorted(rerun_of))} re-run alone later)"
+    quick_runs = [document, *rerun_of.values()] if len(rerun_of) < len(benches) else [
+        *rerun_of.values()]
+    quick = ", --quick: figures not meaningful" if any(r.get("quick") for r in quick_runs) else ""
+    return f"{what}\n{date}, commit {commit}{quick}"
 
 
 def bar_panel(ax: Any, labels: Sequence[str], values: Sequence[float | None],
@@ -104,13 +132,18 @@ def bar_panel(ax: Any, labels: Sequence[str], values: Sequence[float | None],
     colors = ["#e67e22" if "twinsock" in label else "#4a7ab5" for label in labels]
     bars = ax.bar(range(len(labels)), heights, color=colors)
     for bar, value in zip(bars, values, strict=True):
-        text = "n/a" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
+        text = ("n/a" if value is None else f"{value / 1e6:.2f}M" if value >= 1e6
+                else f"{value:,.0f}" if value >= 100 else f"{value:.2f}")
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                     ha="center", va="bottom", fontsize=8)
     if ceiling:
         ax.axhline(ceiling, color="#c0392b", linestyle="--", linewidth=1)
         ax.annotate(ceiling_label or f"{ceiling:,.0f}", (len(labels) - 0.5, ceiling),
                     ha="right", va="bottom", fontsize=8, color="#c0392b")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 100
+                                               else f"{v:g}"))
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(unit)
@@ -146,7 +179,7 @@ def echo_by_loop(document: dict[str, Any], bench: str, out: Path, name: str, wha
                   "requests/s", ceiling, "C epoll server" if ceiling else "")
         conns = group[0].get("conns", "?")
         ax.set_title(f"{loop} loop, {line}-byte lines, {conns} conns", fontsize=9)
-    fig.suptitle(title(document, what), fontsize=10)
+    fig.suptitle(title(document, what, echo), fontsize=10)
     return save(fig, out, name)
 
 
@@ -157,9 +190,9 @@ def simple_bars(document: dict[str, Any], kind: str, label_key: str, value_key: 
     found = rows(document, kind=kind)
     if not found:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * len(found)), 4.8))
     bar_panel(ax, [r[label_key] for r in found], [r.get(value_key) for r in found], unit)
-    fig.suptitle(title(document, what), fontsize=10)
+    fig.suptitle(title(document, what, found), fontsize=10)
     return save(fig, out, name)
 
 
@@ -199,13 +232,17 @@ def chart_memory(document: dict[str, Any], out: Path) -> Path | None:
     ) if rows(document, kind=kind)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    widest = max(len(rows(document, kind=kind)) for kind, _, _ in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.5, 1.2 * widest) * len(panels), 4.4),
+                             squeeze=False)
     for ax, (kind, key, unit) in zip(axes[0], panels, strict=True):
         found = rows(document, kind=kind)
         bar_panel(ax, [f"{r['server']}\n({r['loop']})" for r in found],
                   [r.get(key) for r in found], unit)
         ax.set_title(unit, fontsize=9)
-    fig.suptitle(title(document, "Memory per idle connection (less is better)"), fontsize=10)
+    drawn = [r for kind, _, _ in panels for r in rows(document, kind=kind)]
+    fig.suptitle(title(document, "Memory per idle connection (less is better)", drawn),
+                 fontsize=10)
     return save(fig, out, "memory.png")
 
 
@@ -214,41 +251,87 @@ def is_serving(row: Row) -> bool:
     return re.search(r"(^|_)serve(_lines)?($|_)", str(row.get("server", ""))) is not None
 
 
+def echo_groups(echo: list[Row]) -> list[tuple[Any, str, Any]]:
+    """The (bench, loop, line length) groups of some echo rows, in a stable order."""
+    return sorted({(r.get("bench"), r["loop"], r["line_bytes"]) for r in echo},
+                  key=lambda g: (str(g[0]), LOOPS.index(g[1]) if g[1] in LOOPS else 9, g[2]))
+
+
+def ceiling_of(group: list[Row]) -> float | None:
+    return next((r["requests_per_s"] for r in group if r["server"] == C_SERVER), None)
+
+
 def chart_serve_vs_serve_lines(document: dict[str, Any], out: Path) -> Path | None:
-    """Placeholder until the serving benchmarks exist: plots only rows that name a serve server."""
+    """The serving benchmarks: each group that has a serve/serve_lines row, with its peers."""
     import matplotlib.pyplot as plt
 
-    echo = [r for r in document["results"] if r.get("kind") == "echo" and is_serving(r)
-            and r.get("workers") in (None, 1)]
-    if not echo:
+    echo = [r for r in document["results"]
+            if r.get("kind") == "echo" and r.get("workers") is None]
+    groups = [g for g in echo_groups(echo)
+              if any(is_serving(r) for r in echo if (r.get("bench"), r["loop"],
+                                                     r["line_bytes"]) == g)]
+    if not groups:
         return None
-    loops = [loop for loop in LOOPS if any(r["loop"] == loop for r in echo)]
-    fig, axes = plt.subplots(1, len(loops), figsize=(5 * len(loops), 4.2), squeeze=False)
-    for ax, loop in zip(axes[0], loops, strict=True):
-        group = [r for r in echo if r["loop"] == loop]
-        bar_panel(ax, [f"{r['server']}\n{r['line_bytes']} B" for r in group],
-                  [r["requests_per_s"] for r in group], "requests/s")
-        ax.set_title(f"{loop} loop", fontsize=9)
-    fig.suptitle(title(document, "serve against serve_lines: requests/s"), fontsize=10)
+    benches = sorted({g[0] for g in groups}, key=str)
+    columns = max(sum(1 for g in groups if g[0] == b) for b in benches)
+    fig, axes = plt.subplots(len(benches), columns, figsize=(5.2 * columns, 4.4 * len(benches)),
+                             squeeze=False)
+    for row_no, bench in enumerate(benches):
+        mine = [g for g in groups if g[0] == bench]
+        for col_no in range(columns):
+            ax = axes[row_no][col_no]
+            if col_no >= len(mine):
+                ax.set_visible(False)
+                continue
+            _, loop, line = mine[col_no]
+            group = [r for r in echo
+                     if (r.get("bench"), r["loop"], r["line_bytes"]) == mine[col_no]]
+            peers = [r for r in group if r["server"] != C_SERVER]
+            ceiling = ceiling_of(group)
+            bar_panel(ax, [r["server"] for r in peers], [r["requests_per_s"] for r in peers],
+                      "requests/s", ceiling, "C epoll server" if ceiling else "")
+            ax.set_title(f"bench {bench}: {loop} loop, {line}-byte lines", fontsize=9)
+    drawn = [r for r in echo if (r.get("bench"), r["loop"], r["line_bytes"]) in groups]
+    fig.suptitle(title(document, "serve and serve_lines against their peers: requests/s", drawn),
+                 fontsize=10)
     return save(fig, out, "serve_vs_serve_lines.png")
 
 
+def worker_label(row: Row) -> str:
+    count = row["workers"]
+    label = f"{row['server']}\n{count} worker{'s' if count != 1 else ''}"
+    cpu = row.get("server_cpu")
+    return label if cpu is None else f"{label}, CPU {cpu:.2f}"
+
+
 def chart_workers(document: dict[str, Any], out: Path) -> Path | None:
-    """Placeholder until run_server is benchmarked: rows with a ``workers`` count."""
+    """run_server with 1 and 2 workers: req/s over req per server CPU-second, per loop."""
     import matplotlib.pyplot as plt
 
-    echo = sorted((r for r in document["results"]
-                   if r.get("kind") == "echo" and r.get("workers") is not None),
-                  key=lambda r: (r["server"], r["loop"], r["workers"]))
+    echo = [r for r in document["results"]
+            if r.get("kind") == "echo" and r.get("workers") is not None]
     if not echo:
         return None
-    labels = [f"{r['server']} ({r['loop']})\n{r['workers']} worker(s)" for r in echo]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
-    bar_panel(axes[0][0], labels, [r["requests_per_s"] for r in echo], "requests/s")
-    bar_panel(axes[0][1], labels, [r.get("req_per_cpu_s") for r in echo],
-              "requests per server CPU-second")
-    fig.suptitle(title(document, "run_server with 1 and 2 workers (the load generator shares "
-                                 "the cores)"), fontsize=10)
+    groups = echo_groups(echo)
+    fig, axes = plt.subplots(2, len(groups), figsize=(5.6 * len(groups), 8.4), squeeze=False)
+    for col, (bench, loop, line) in enumerate(groups):
+        group = sorted((r for r in echo
+                        if (r.get("bench"), r["loop"], r["line_bytes"]) == (bench, loop, line)),
+                       key=lambda r: (r["server"], r["workers"]))
+        ceiling = ceiling_of(rows(document, kind="echo", bench=bench, loop=loop,
+                                  line_bytes=line))
+        labels = [worker_label(r) for r in group]
+        bar_panel(axes[0][col], labels, [r["requests_per_s"] for r in group], "requests/s",
+                  ceiling, "C epoll server, same rounds" if ceiling else "")
+        axes[0][col].set_title(f"{loop} loop, {line}-byte lines, {group[0].get('conns', '?')} "
+                               "conns", fontsize=9)
+        bar_panel(axes[1][col], labels, [r.get("req_per_cpu_s") for r in group],
+                  "requests per server CPU-second")
+        axes[1][col].set_title("per CPU-second of the supervisor and its workers", fontsize=9)
+    pinned = any(r.get("pinned") for r in echo)
+    how = "" if pinned else ", servers not pinned"
+    fig.suptitle(title(document, f"run_server with 1 and 2 workers{how} (the load generator "
+                                 "shares the cores)", echo), fontsize=10)
     return save(fig, out, "workers.png")
 
 

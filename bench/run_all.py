@@ -2,9 +2,11 @@
 
 How this works: the benchmarks run one after the other in this process (each
 one starts its own server and load generator processes), in the order of the
-issues' bars: lines/s, recv_into, thread echo, async echo, memory, then TLS.
+issues' bars: lines/s, recv_into, thread echo, async echo, memory, TLS, then
+the serving ones: ``serve`` against the hand-written loop, ``serve_lines``
+against streams and raw protocols, and ``run_server`` with 1 and 2 workers.
 Each prints its own table and ratios; progress goes to stderr. The default
-durations keep the whole suite at about 6-8 minutes on a 2-core machine;
+durations keep the whole suite at about 13-15 minutes on a 2-core machine;
 ``--quick`` is a smoke run of a few seconds per benchmark (figures from it are
 not meaningful). ``--only NAME[,NAME]`` picks some of them.
 
@@ -16,23 +18,37 @@ versioned format (:data:`FORMAT`)::
      "results": [{"bench": "async_echo", "kind": "echo", "server": "twinsock_async",
                   "loop": "uvloop", "line_bytes": 64, "requests_per_s": 123192.0, ...}, ...]}
 
-Echo rows (``kind: "echo"``: thread, async and TLS echo, and any later echo
-benchmark) come from ``common.interleaved_echo`` itself, one per peer and
-group, with every round's sample. The other benchmarks' rows are read from
-the summary table each one returns: ``lines`` (lines/s), ``recv_into``
-(MB/s), ``memory`` (KiB per idle connection) and ``tls_memory`` (KiB per idle
-TLS pair). A benchmark without such a reader keeps its table as ``kind:
-"table"``. The file is written even when a benchmark fails part way
-(``"complete": false``).
+Echo rows (``kind: "echo"``: thread, async and TLS echo, serve, serve_lines,
+workers) come from ``common.interleaved_echo`` itself, one per peer and
+group, with every round's sample, the median server and load generator CPU
+shares (``server_cpu``: the server's whole process tree, so above 1.0 when
+``run_server``'s workers used more than one core), ``workers`` (the
+``--workers N`` of a ``run_server`` server, else null) and ``pinned``
+(whether the server had a CPU to itself; false for the workers benchmark).
+``server_cpu``, ``loadgen_cpu`` and ``pinned`` were added to format 1 without
+a new number (new fields only): a reader of format 1 takes rows without them
+(older files). The other benchmarks' rows are read from the summary table
+each one returns: ``lines`` (lines/s), ``recv_into`` (MB/s), ``memory`` (KiB
+per idle connection) and ``tls_memory`` (KiB per idle TLS pair). A benchmark
+without such a reader keeps its table as ``kind: "table"``. The file is
+written even when a benchmark fails part way (``"complete": false``).
+
+``--json FILE --merge`` re-runs some benchmarks into an earlier results file
+(on a shared machine, those that a neighbour disturbed): the rows of each
+benchmark that completes now replace that benchmark's rows in FILE, every
+other row stays, and the file's ``reruns`` list (absent until then) gains one
+entry naming the benchmarks, date, commit and seconds of this run. The
+file's own ``date`` and ``commit`` stay those of the first run.
 
     python bench/run_all.py [--quick] [--only NAME,...]   (names: see BENCHES)
-                            [--json FILE]
+                            [--json FILE [--merge]]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -49,9 +65,11 @@ import bench_async_echo
 import bench_lines
 import bench_memory
 import bench_recv_into
+import bench_serve
 import bench_serve_lines
 import bench_thread_echo
 import bench_tls
+import bench_workers
 from common import progress, recording
 
 BENCHES: dict[str, Callable[[list[str] | None], object]] = {
@@ -61,7 +79,9 @@ BENCHES: dict[str, Callable[[list[str] | None], object]] = {
     "async_echo": bench_async_echo.main,
     "memory": bench_memory.main,
     "tls": bench_tls.main,
+    "serve": bench_serve.main,
     "serve_lines": bench_serve_lines.main,
+    "workers": bench_workers.main,
 }
 
 #: The version of the JSON layout; ``bench/plot.py`` refuses any other.
@@ -102,29 +122,43 @@ def rows_of(bench: str, rows: list[list[str]]) -> list[dict[str, Any]]:
                 for server, cell in (("twinsock_async", twin), ("asyncio_streams", streams)):
                     out.append({"kind": "tls_memory", "server": server, "loop": loop,
                                 "kib_per_pair": number(cell)})
-    elif bench not in ("thread_echo", "async_echo") and rows:
+    elif bench not in ("thread_echo", "async_echo") and rows:  # serve, serve_lines, workers
         out.append({"kind": "table", "rows": rows})
     return out
 
 
-def git_commit() -> str:
-    """The checkout's short commit, with ``-dirty`` when it has uncommitted changes."""
+def git_commit(results_file: str | None = None) -> str:
+    """The checkout's short commit, with ``-dirty`` when it has uncommitted changes.
+
+    A change to ``results_file`` itself (the file this run writes, committed
+    by an earlier run) does not count.
+    """
     here = Path(__file__).resolve().parent
+    exclude = [f":(exclude){Path(results_file).resolve()}"] if results_file else []
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *exclude], cwd=top, capture_output=True,
+                               text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def twinsock_location() -> str | None:
+    """Where the servers' ``import twinsock`` comes from (a checkout's src, or site-packages)."""
+    spec = importlib.util.find_spec("twinsock")
+    return str(Path(spec.origin).parent) if spec and spec.origin else None
 
 
 def environment() -> dict[str, Any]:
     try:
         import uvloop
 
-        uvloop_version: str | None = uvloop.__version__
+        uvloop_version: str | None = getattr(uvloop, "__version__", None)
     except ImportError:
         uvloop_version = None
     return {
@@ -132,6 +166,7 @@ def environment() -> dict[str, Any]:
         "uvloop": uvloop_version,
         "openssl": ssl.OPENSSL_VERSION,
         "cpus": len(os.sched_getaffinity(0)),
+        "twinsock": twinsock_location(),
         "machine": platform.machine(),
     }
 
@@ -143,6 +178,37 @@ def write_json(path: str, meta: dict[str, Any], results: list[dict[str, Any]],
     progress(f"[results: {len(results)} rows written to {path}]")
 
 
+def read_earlier(path: str) -> dict[str, Any]:
+    """The results file that ``--merge`` adds to; ValueError with one line if it cannot."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--merge: cannot read {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"--merge: {path} is not a results file of format {FORMAT}")
+    if not isinstance(document.get("results"), list):
+        raise ValueError(f"--merge: {path} has no results list")
+    return document
+
+
+def merge(earlier: dict[str, Any], meta: dict[str, Any], results: list[dict[str, Any]],
+          done: list[str], complete: bool) -> dict[str, Any]:
+    """``earlier`` with the rows of the benchmarks in ``done`` replaced by ``results``'."""
+    kept = [r for r in earlier["results"] if r.get("bench") not in done]
+    fresh = [r for r in results if r.get("bench") in done]
+    order = list(BENCHES)
+    merged = sorted(kept + fresh, key=lambda r: order.index(r["bench"])
+                    if r.get("bench") in order else len(order))
+    rerun: dict[str, Any] = {key: meta[key] for key in ("date", "commit", "quick", "seconds")
+                             if key in meta}
+    rerun["benches"] = done
+    if not complete:
+        rerun["failed"] = [n for n in meta["benches"] if n not in done]
+    document = {**earlier, "results": merged,
+                "reruns": [*earlier.get("reruns", []), rerun]}
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per benchmark")
@@ -150,7 +216,18 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the figures to FILE (JSON, for bench/plot.py)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --json: FILE is an earlier run; replace its rows of the "
+                             "benchmarks run now and list this run under 'reruns'")
     args = parser.parse_args(argv)
+    earlier: dict[str, Any] | None = None
+    if args.merge:
+        if not args.json:
+            parser.error("--merge needs --json FILE")
+        try:
+            earlier = read_earlier(args.json)
+        except ValueError as exc:
+            parser.error(str(exc))
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
@@ -158,12 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     sub_args = ["--quick"] if args.quick else []
     meta = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
+        "commit": git_commit(args.json),
         "quick": args.quick,
         "benches": names,
         **environment(),
     }
     results: list[dict[str, Any]] = []
+    done: list[str] = []
     complete = False
     start = time.monotonic()
     try:
@@ -178,12 +256,18 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(rows, list):
                 results += [{"bench": name, **row} for row in rows_of(name, rows)]
             sys.stdout.flush()
+            done.append(name)
             progress(f"[{name} took {time.monotonic() - t0:.0f} s]")
         complete = True
     finally:
         if args.json:
             meta["seconds"] = round(time.monotonic() - start)
-            write_json(args.json, meta, results, complete)
+            if earlier is None:
+                write_json(args.json, meta, results, complete)
+            else:
+                document = merge(earlier, meta, results, done, complete)
+                Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
+                progress(f"[results: {', '.join(done) or 'nothing'} merged into {args.json}]")
     print(f"\nall done in {time.monotonic() - start:.0f} s")
     return 0
 

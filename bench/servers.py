@@ -19,6 +19,8 @@ Servers:
     twinsock_async          twinsock AsyncSocket, recv_line + send, a task per connection
     twinsock_serve          the same handler on asyncnet.serve (the library's accept loop)
     twinsock_serve_lines    asyncnet.serve_lines: on_line sends the line back (no task at all)
+    twinsock_run_server     twinsock_serve's handler on asyncnet.run_server (--workers N)
+    twinsock_run_server_lines  twinsock_serve_lines' callback on run_server(lines=True)
     asyncio_streams_tls     asyncio_streams with ssl= (needs --cert/--key)
     twinsock_async_tls      twinsock_async on a wrap_socket'ed listener (needs --cert/--key)
 """
@@ -27,6 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import re
 import resource
 import socket
 import ssl
@@ -232,6 +237,14 @@ async def twinsock_async(port: int) -> None:
         task.add_done_callback(tasks.discard)
 
 
+async def _echo_handler(conn: Any) -> None:  # twinsock_serve's handler; the server closes conn
+    try:
+        while line := await conn.recv_line():
+            await conn.send((b"" if line == b"\r\n" else line) + b"\n")
+    except OSError:
+        pass
+
+
 async def twinsock_serve(port: int) -> None:
     try:
         from twinsock import asyncnet
@@ -239,15 +252,7 @@ async def twinsock_serve(port: int) -> None:
         unavailable(f"twinsock.asyncnet: {exc}")
     if not hasattr(asyncnet, "serve"):
         unavailable("asyncnet.serve has not landed yet")
-
-    async def serve(conn: Any) -> None:  # twinsock_async's handler; the server closes conn
-        try:
-            while line := await conn.recv_line():
-                await conn.send((b"" if line == b"\r\n" else line) + b"\n")
-        except OSError:
-            pass
-
-    server = await asyncnet.serve(serve, HOST, port, backlog=BACKLOG)
+    server = await asyncnet.serve(_echo_handler, HOST, port, backlog=BACKLOG)
     announce(server.port)
     await server.serve_forever(grace=1.0)
 
@@ -269,6 +274,42 @@ async def twinsock_serve_lines(port: int) -> None:
     server = await asyncnet.serve_lines(_echo_line, HOST, port, backlog=BACKLOG)
     announce(server.port)
     await server.serve_forever(grace=1.0)
+
+
+# -- run_server: one process, or a supervisor and forked workers -------------
+
+
+class _AnnounceListening(logging.Handler):
+    """Turns each ``listening on HOST:PORT`` record into a ``LISTENING <port>`` line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.match(r"listening on .*:(\d+)$", record.getMessage())
+        if found:
+            os.write(1, f"LISTENING {found.group(1)}\n".encode())  # one write per line
+
+
+def twinsock_run_server(port: int, workers: int, use_uvloop: bool, lines: bool) -> None:
+    try:
+        from twinsock import asyncnet
+    except ImportError as exc:
+        unavailable(f"twinsock.asyncnet: {exc}")
+    if not hasattr(asyncnet, "run_server"):
+        unavailable("asyncnet.run_server has not landed yet")
+    if use_uvloop:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            unavailable(f"uvloop: {exc}")
+    logger = logging.getLogger("twinsock.server")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(_AnnounceListening())
+    problems = logging.StreamHandler()  # a worker that failed, ... (stderr)
+    problems.setLevel(logging.WARNING)
+    logger.addHandler(problems)
+    logger.propagate = False  # the INFO records (stopped serving, ...) stay quiet
+    handler: Any = _echo_line if lines else _echo_handler
+    asyncnet.run_server(handler, HOST, port, workers=workers, grace=1.0, uvloop=use_uvloop,
+                        lines=lines, backlog=BACKLOG)
 
 
 # -- TLS (issue 4): certificate and key paths come from --cert / --key ---------
@@ -346,7 +387,8 @@ ASYNC: dict[str, Callable[[int], Coroutine[Any, Any, None]]] = {
     "twinsock_async_tls": twinsock_async_tls,
 }
 TLS_SERVERS = ("asyncio_streams_tls", "twinsock_async_tls")
-NAMES = (*BLOCKING, *ASYNC)
+RUN_SERVER = {"twinsock_run_server": False, "twinsock_run_server_lines": True}  # name: lines
+NAMES = (*BLOCKING, *ASYNC, *RUN_SERVER)
 
 
 def run_async(main: Coroutine[Any, Any, None], use_uvloop: bool) -> None:
@@ -368,14 +410,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--uvloop", action="store_true", help="async servers: run on uvloop")
     parser.add_argument("--cert", help="TLS servers: certificate chain (PEM)")
     parser.add_argument("--key", help="TLS servers: private key (PEM)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="twinsock_run_server*: worker processes (default 1: no fork)")
     args = parser.parse_args(argv)
+    if args.workers != 1 and args.name not in RUN_SERVER:
+        parser.error(f"{args.name}: --workers applies to {' and '.join(RUN_SERVER)} only")
     if args.name in TLS_SERVERS:
         if not (args.cert and args.key):
             parser.error(f"{args.name} needs --cert and --key")
         TLS_FILES.update(cert=args.cert, key=args.key)
     raise_nofile_limit()
     try:
-        if args.name in BLOCKING:
+        if args.name in RUN_SERVER:
+            twinsock_run_server(args.port, args.workers, args.uvloop, RUN_SERVER[args.name])
+        elif args.name in BLOCKING:
             if args.uvloop:
                 parser.error(f"{args.name} is blocking: --uvloop does not apply")
             BLOCKING[args.name](args.port)

@@ -8,6 +8,7 @@ checked before matplotlib is imported.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import subprocess
@@ -127,6 +128,68 @@ def test_serving_charts_appear_only_with_their_rows(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     written = {Path(line).name for line in result.stdout.split()}
     assert {"serve_vs_serve_lines.png", "workers.png"} <= written
+
+
+@needs_matplotlib
+def test_workers_chart_with_cpu_shares_and_the_c_ceiling(tmp_path: Path) -> None:
+    # rows as bench_workers writes them: server CPU shares (a process tree, so
+    # above 1.0 with two workers), servers not pinned, the C server of the same rounds
+    document = sample_results()
+    for loop in ("default", "uvloop"):
+        for server in ("twinsock_run_server", "twinsock_run_server_lines"):
+            for workers, rps, cpu in ((1, 80_000, 0.98), (2, 120_000, 1.45)):
+                document["results"].append(echo(
+                    "workers", server, loop, rps, workers=workers, server_cpu=cpu,
+                    loadgen_cpu=0.6, pinned=False))
+        document["results"].append(echo("workers", "c_epoll", loop, 150_000, pinned=False))
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document))
+    result = run_plot(results, tmp_path / "charts")
+    assert result.returncode == 0, result.stderr
+    written = {Path(line).name for line in result.stdout.split()}
+    assert "workers.png" in written
+    # the C reference row carries no workers count: it is no serving row either
+    assert "serve_vs_serve_lines.png" not in written
+    data = (tmp_path / "charts" / "workers.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+@needs_matplotlib
+def test_a_file_with_benchmarks_re_run_alone_is_plotted(tmp_path: Path) -> None:
+    document = sample_results()
+    document["reruns"] = [{"date": "2026-12-05T10:00:00Z", "commit": "def5678", "quick": False,
+                           "seconds": 80, "benches": ["tls"]}]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(document))
+    result = run_plot(results, tmp_path / "charts")
+    assert result.returncode == 0, result.stderr
+    assert "tls_echo.png" in {Path(line).name for line in result.stdout.split()}
+
+
+def load_run_all() -> Any:
+    bench = str(PLOT.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("run_all")
+
+
+def test_merge_replaces_only_the_benchmarks_that_ran_again() -> None:
+    run_all = load_run_all()
+    earlier = sample_results()
+    fresh = [echo("tls", "twinsock_async_tls", "default", 99_000),
+             echo("async_echo", "twinsock_async", "default", 1.0)]  # async_echo failed: ignored
+    meta = {"date": "2026-12-05T10:00:00Z", "commit": "def5678", "quick": False, "seconds": 80,
+            "benches": ["tls", "async_echo"]}
+    merged = run_all.merge(earlier, meta, fresh, ["tls"], complete=False)
+    tls = [r for r in merged["results"] if r["bench"] == "tls"]
+    assert [r["requests_per_s"] for r in tls] == [99_000]
+    assert merged["results"][0]["bench"] == "lines"  # BENCHES order
+    kept = [r for r in earlier["results"] if r["bench"] != "tls"]
+    assert [r for r in merged["results"] if r["bench"] != "tls"] == [
+        r for b in run_all.BENCHES for r in kept if r["bench"] == b]
+    assert merged["date"] == earlier["date"] and merged["commit"] == earlier["commit"]
+    assert merged["reruns"] == [{"date": meta["date"], "commit": "def5678", "quick": False,
+                                 "seconds": 80, "benches": ["tls"], "failed": ["async_echo"]}]
 
 
 def test_a_run_with_nothing_to_plot_exits_2(tmp_path: Path) -> None:
