@@ -392,8 +392,9 @@ def test_shutdown_ends_idle_connections_and_lets_a_half_line_finish(kind: Any) -
             assert time.monotonic() - began < 1
         busy.sendall(b"f\n")
         assert read_line(busy) == b"half\r\n"  # the line in progress is answered
-        assert ended(busy)
-        assert ended(idle)
+        # The blocking twin closes what is left when the 5 s grace ends: wait past it.
+        assert ended(busy, timeout=10)
+        assert ended(idle, timeout=10)
         stopper.join(10)
         assert not stopper.is_alive()
     assert closes == [None, None]
