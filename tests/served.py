@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+import trustme
+
+from pem_files import write_pem
+from twinsock.tls import SslContext, new_context
 
 Pair = tuple[Callable[..., Any], Callable[..., Any]]
 
@@ -106,3 +113,25 @@ async def async_echo(conn: Any) -> None:
 
 
 ECHO: Pair = (echo, async_echo)
+
+
+# -- TLS: a CA and a server certificate made at test time (trustme) -----------------------------
+
+
+class Tls:
+    """A trustme CA, a server certificate for 127.0.0.1, and a stdlib ``ssl`` client."""
+
+
+    def __init__(self, directory: Path) -> None:
+        ca = trustme.CA()
+        leaf = ca.issue_cert("localhost", "127.0.0.1")
+        self.ca_file = write_pem(directory, "ca.pem", ca.cert_pem)
+        self.server_file = write_pem(directory, "server.pem", leaf.private_key_and_cert_chain_pem)
+
+    def server_context(self) -> SslContext:
+        return new_context(cert_file=self.server_file)
+
+    def client(self, port: int) -> ssl.SSLSocket:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        return context.wrap_socket(raw, server_hostname="127.0.0.1")

@@ -20,14 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
-from pem_files import write_pem
-from served import Served, client, read_line
+from served import Served, Tls, client, read_line
 from twinsock import asyncnet, net
 from twinsock.addresses import SocketAddress
 from twinsock.errors import AddressError, SocketClosedError
-from twinsock.tls import SslContext, new_context
 
 
 @contextlib.contextmanager
@@ -402,22 +399,6 @@ def test_shutdown_ends_idle_connections_and_lets_a_half_line_finish(kind: Any) -
 
 
 # -- TLS -------------------------------------------------------------------------------------------
-
-
-class Tls:
-    def __init__(self, directory: Path) -> None:
-        ca = trustme.CA()
-        leaf = ca.issue_cert("localhost", "127.0.0.1")
-        self.ca_file = write_pem(directory, "ca.pem", ca.cert_pem)
-        self.server_file = write_pem(directory, "server.pem", leaf.private_key_and_cert_chain_pem)
-
-    def server_context(self) -> SslContext:
-        return new_context(cert_file=self.server_file)
-
-    def client(self, port: int) -> ssl.SSLSocket:
-        context = ssl.create_default_context(cafile=self.ca_file)
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-        return context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
-from pem_files import write_pem
-from served import ECHO, Pair, ask, client, handler_of, read_line, serving
+from served import ECHO, Pair, Tls, ask, client, handler_of, read_line, serving
 from twinsock import asyncnet, net
 from twinsock._core.serving import HANDLER_END_WAIT
 from twinsock.errors import AddressError, SocketClosedError
-from twinsock.tls import SslContext, new_context
 
 # -- serving many clients -------------------------------------------------------------------
 
@@ -298,22 +295,6 @@ def test_close_stops_accepting_while_open_connections_go_on(kind: Any) -> None:
 
 
 # -- TLS --------------------------------------------------------------------------------------
-
-
-class Tls:
-    def __init__(self, directory: Path) -> None:
-        ca = trustme.CA()
-        leaf = ca.issue_cert("localhost", "127.0.0.1")
-        self.ca_file = write_pem(directory, "ca.pem", ca.cert_pem)
-        self.server_file = write_pem(directory, "server.pem", leaf.private_key_and_cert_chain_pem)
-
-    def server_context(self) -> SslContext:
-        return new_context(cert_file=self.server_file)
-
-    def client(self, port: int) -> ssl.SSLSocket:
-        context = ssl.create_default_context(cafile=self.ca_file)
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-        return context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
 @pytest.fixture(scope="module")

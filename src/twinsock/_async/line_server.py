@@ -24,15 +24,13 @@ from twinsock._async.lines import (
     OnLine,
     protocol_for,
 )
-from twinsock._async.server import AsyncServer
+from twinsock._async.server import AsyncServer, open_listeners
 from twinsock._core import serving as rules
 from twinsock._core.docs import ASYNC, shared_doc
 from twinsock._core.docs.serving import FUNCTIONS
 from twinsock._core.lines import check_line_callbacks, check_line_max_length
 from twinsock._core.targets import format_endpoint
 from twinsock._core.types import MAX_LINE_LENGTH
-from twinsock._listeners import listeners_for
-from twinsock.addresses import check_port, is_ip_address
 from twinsock.tls import SslContext
 
 __all__ = ["LineServer", "serve_lines"]
@@ -131,9 +129,9 @@ async def serve_lines(
 ) -> AsyncServer:
     check_line_callbacks(on_line, on_connect, on_close)
     max_length = check_line_max_length(max_length)
-    checked_host = rules.check_host(host)
-    port = check_port(port)
-    options = rules.check_serve_options(
+    listeners, options = await open_listeners(
+        host,
+        port,
         backlog=backlog,
         sock=sock,
         ssl_context=ssl_context,
@@ -143,8 +141,4 @@ async def serve_lines(
         reuse_port=reuse_port,
     )
     loop = asyncio.get_running_loop()
-    if options.sock is None and checked_host is not None and not is_ip_address(checked_host):
-        listeners = await loop.run_in_executor(None, listeners_for, checked_host, port, options)
-    else:
-        listeners = listeners_for(checked_host, port, options)
     return LineServer(on_line, on_connect, on_close, max_length, listeners, options, loop)

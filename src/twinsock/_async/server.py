@@ -50,7 +50,7 @@ from twinsock._listeners import describe, listener_addresses, listeners_for
 from twinsock.addresses import SocketAddress, check_port, is_ip_address
 from twinsock.tls import HandshakeType, SslContext
 
-__all__ = ["AsyncServer", "serve"]
+__all__ = ["AsyncServer", "open_listeners", "serve"]
 
 log = logging.getLogger("twinsock.server")
 
@@ -368,9 +368,9 @@ async def serve(
     reuse_port: bool = False,
 ) -> AsyncServer:
     rules.check_handler(handler, coroutine=True)
-    checked_host = rules.check_host(host)
-    port = check_port(port)
-    options = rules.check_serve_options(
+    listeners, options = await open_listeners(
+        host,
+        port,
         backlog=backlog,
         sock=sock,
         ssl_context=ssl_context,
@@ -379,10 +379,24 @@ async def serve(
         call_timeout=call_timeout,
         reuse_port=reuse_port,
     )
-    loop = asyncio.get_running_loop()
+    return AsyncServer(handler, listeners, options, asyncio.get_running_loop())
+
+
+async def open_listeners(
+    host: str | None, port: int, **serve_options: Any
+) -> tuple[list[socket.socket], ServeOptions]:
+    """Check ``serve``'s address and options and open its listeners (``serve`` and
+    ``serve_lines``): a host name is resolved (and bound) off the loop.
+
+    Raises:
+        TypeError, ValueError, AddressError, OSError: as ``serve``.
+    """
+    checked_host = rules.check_host(host)
+    port = check_port(port)
+    options = rules.check_serve_options(**serve_options)
     if options.sock is None and checked_host is not None and not is_ip_address(checked_host):
-        # A name: resolve (and bind) off the loop.
+        loop = asyncio.get_running_loop()
         listeners = await loop.run_in_executor(None, listeners_for, checked_host, port, options)
     else:
         listeners = listeners_for(checked_host, port, options)
-    return AsyncServer(handler, listeners, options, loop)
+    return listeners, options
