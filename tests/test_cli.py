@@ -370,7 +370,7 @@ def test_listen_is_interrupted_quietly() -> None:
 # -- echo ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
+@pytest.mark.parametrize("serving", [["--tasks"], []], ids=["tasks", "lines"])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_echo_server(loop: str, serving: list[str]) -> None:
     needs_asyncnet()
@@ -418,7 +418,7 @@ def test_no_command_runs_the_chat_server() -> None:
         proc.stop()
 
 
-@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
+@pytest.mark.parametrize("serving", [["--tasks"], []], ids=["tasks", "lines"])
 def test_echo_ctrl_c_exits_0_quietly(serving: list[str]) -> None:
     needs_asyncnet()
     proc = Proc("echo", "--port", "0", *serving)
@@ -447,7 +447,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(path) for name, path in files.items()}
 
 
-@pytest.mark.parametrize("serving", [[], ["--lines"]], ids=["tasks", "lines"])
+@pytest.mark.parametrize("serving", [["--tasks"], []], ids=["tasks", "lines"])
 def test_echo_server_over_tls(certs: dict[str, str], serving: list[str]) -> None:
     needs_asyncnet()
     from twinsock import asyncnet

@@ -262,7 +262,7 @@ def test_echo_with_workers_serves_and_stops_on_sigterm(cli: list[Child]) -> None
 # -- --max-connections, --call-timeout --------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["echo"], ["echo", "--lines"], ["chat"]])
+@pytest.mark.parametrize("command", [["echo"], ["echo", "--tasks"], ["chat"]])
 def test_max_connections_leaves_the_next_client_waiting(
     cli: list[Child], command: list[str]
 ) -> None:
@@ -277,7 +277,7 @@ def test_max_connections_leaves_the_next_client_waiting(
     stop(proc)
 
 
-@pytest.mark.parametrize("command", [["echo"], ["echo", "--lines"], ["chat"]])
+@pytest.mark.parametrize("command", [["echo"], ["echo", "--tasks"], ["chat"]])
 def test_call_timeout_disconnects_an_idle_client(cli: list[Child], command: list[str]) -> None:
     proc, port = start(cli, *command, "--port", "0", "--call-timeout", "0.5")
     with connect(port) as client:
@@ -298,6 +298,7 @@ def test_call_timeout_disconnects_an_idle_client(cli: list[Child], command: list
         (["echo", "--call-timeout", "soon"], "--call-timeout"),
         (["chat", "--grace", "-1"], "--grace"),
         (["echo", "--grace", "nan"], "--grace"),
+        (["echo", "--lines", "--tasks"], "--tasks"),
     ],
 )
 def test_a_bad_serving_option_exits_2_naming_it(args: list[str], option: str) -> None:
@@ -308,3 +309,20 @@ def test_a_bad_serving_option_exits_2_naming_it(args: list[str], option: str) ->
     lines = output.splitlines()
     assert len(lines) == 1 and "Traceback" not in output, output
     assert f"argument {option}:" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "served"),
+    [([], "echo_line"), (["--lines"], "echo_line"), (["--tasks"], "echo")],
+)
+def test_echo_serves_lines_by_default_and_tasks_on_request(
+    flags: list[str], served: str
+) -> None:
+    # serve_lines measured faster than a task per connection on both loops
+    # (bench/README.md), so it is the default; --tasks keeps the coroutine echo.
+    from twinsock import _chat, _cli_servers, cli
+
+    args = cli.build_parser().parse_args(["echo", *flags])
+    handler, lines = _cli_servers.echo_handler(args)
+    assert handler is getattr(_chat, served)
+    assert lines is (served == "echo_line")

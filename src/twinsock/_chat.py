@@ -180,11 +180,11 @@ def _peer_of(conn: AsyncSocket) -> str:
 
 
 async def echo(conn: AsyncSocket) -> None:
-    """``twinsock echo``'s handler: each line goes back as ``send_line`` sends it."""
+    """``twinsock echo --tasks``' handler: each line goes back as ``send_line`` sends it."""
     while line := await conn.recv_line():
         await conn.send_line(line)
 
 
 def echo_line(conn: LineConnection, line: bytes) -> bytes:
-    """``twinsock echo --lines``'s callback: the line goes back (as by ``send_line``)."""
+    """``twinsock echo``'s callback: the line goes back (as by ``send_line``)."""
     return line

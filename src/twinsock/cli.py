@@ -104,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument("--cert", metavar="FILE", help="PEM certificate chain (may hold the key)")
     echo.add_argument("--key", metavar="FILE", help="PEM private key")
     echo.add_argument("--uvloop", action="store_true", help="run on uvloop")
-    echo.add_argument(
-        "--lines", action="store_true", help="serve with serve_lines (a callback per line)"
+    serving = echo.add_mutually_exclusive_group()
+    serving.add_argument(
+        "--lines",
+        action="store_true",
+        help="serve with serve_lines, a callback per line (the default: the faster on both loops)",
+    )
+    serving.add_argument(
+        "--tasks", action="store_true", help="serve with serve, a task per connection"
     )
     echo.set_defaults(run=_cli_servers.run_echo)
 
