@@ -12,19 +12,15 @@ merged geometrically on arrival, so their count stays small).  Sized reads
 and peeks join what they need.
 
 Line reading is batched: once a line has been found, the following complete
-lines inside a window are split in one go (``bytes.split`` runs in C) and put
-in ``ready`` in reverse order, exactly as ``recv_line`` returns them: without
-their terminator, an empty line as ``b"\\r\\n"``.  CRLF lines split about as
-fast as LF lines: ``bytes.splitlines`` ends lines at ``\\r\\n`` in one pass,
-and the total length of the lines tells whether every line ended so (a lone
-``\\r``, which is data, or a lone ``\\n`` takes the exact slow split).  The
-shells pop from ``ready`` directly (the fast lane) when they need no flags,
-no wait and no length check, and otherwise call ``recv_line`` here, which
-pops too when it can.  Any other operation first *settles* the batch: it
-turns "how many lines of the batch were popped" back into a byte position.
-The window starts small and grows only while whole batches are consumed by
-line reads, so protocols that alternate lines and sized reads never pay for
-splitting data they will not read as lines.
+lines inside a window are split in one go (``bytes.split``, in C; CRLF lines
+by ``bytes.splitlines``, whose total length tells whether every line ended in
+``\\r\\n``) and put in ``ready`` in reverse order, exactly as ``recv_line``
+returns them.  The shells pop from ``ready`` directly (the fast lane) when
+they need no flags, no wait and no length check.  Any other operation first
+*settles* the batch: it turns "how many lines were popped" back into a byte
+position.  The window grows only while whole batches are consumed by line
+reads, so protocols that mix lines and sized reads never split data they
+will not read as lines.
 
 ``until`` (``recv_until``) finds an arbitrary separator in the pieces as
 they lie, also across piece boundaries, and remembers how far it searched,
@@ -101,11 +97,9 @@ class ReadBuffer:
         # While the unread part of _data holds no newline: how many chunks
         # are known to hold none either (a trickling line is never rescanned).
         self._chunks_scanned = 0
-        #: Complete lines split in advance, last line first, as ``recv_line``
-        #: returns them (an empty line is ``CRLF``).  Shells may pop from the end
-        #: when they need no flags, no wait and ``max_length >= BATCHED_LINE_MAX``;
-        #: see the module docstring.  Each batch installs a new list, so read the
-        #: attribute on every call.
+        #: Lines split in advance, last first, as ``recv_line`` returns them; shells
+        #: may pop with no flags, no wait and ``max_length >= BATCHED_LINE_MAX``.
+        #: Each batch installs a new list: read the attribute on every call.
         self.ready: list[bytes] = []
         self._batch_n = 0  # lines in the outstanding batch (0: none)
         self._batch_end = 0  # offset just past the batch's last newline
