@@ -38,7 +38,7 @@ import pytest
 
 from twinsock import asyncnet, errors, net
 from twinsock._base import SocketBase
-from twinsock._core.docs import ASYNC, BLOCKING
+from twinsock._core.docs import ASYNC, BLOCKING, Table, shared_docs
 from twinsock._core.docs.lines import LINE_CONNECTION
 from twinsock._core.docs.serving import FUNCTIONS, SERVER
 from twinsock._core.docs.sockets import SOCKET
@@ -317,6 +317,29 @@ def test_each_twin_shows_the_shared_text(table: Any, twins: tuple[type, type]) -
             if isinstance(member, classmethod):
                 member = member.__func__
             assert member.__doc__ == table.render(name, twin), f"{cls.__name__}.{name}"
+
+
+def test_the_socket_twins_share_their_class_text() -> None:
+    # The constructor's Args are the same for both twins: written once, in SOCKET.
+    assert net.Socket.__doc__ == SOCKET.render_class(BLOCKING)
+    assert asyncnet.AsyncSocket.__doc__ == SOCKET.render_class(ASYNC)
+    assert "It runs on the event loop" in (asyncnet.AsyncSocket.__doc__ or "")
+    assert "event loop" not in (net.Socket.__doc__ or "")
+
+
+def test_a_class_text_refuses_a_class_docstring_of_its_own() -> None:
+    table = Table({}, class_text="A $Socket.")
+
+    class Bare:
+        pass
+
+    assert shared_docs(table, ASYNC)(Bare).__doc__ == "A AsyncSocket.\n"
+
+    class Documented:
+        """Its own text."""
+
+    with pytest.raises(TypeError, match="docstring of its own"):
+        shared_docs(table, BLOCKING)(Documented)
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS.texts))

@@ -1,4 +1,8 @@
-"""``simple.UdpSocket`` (Chapel's ``udpSocket``), and the argument checks ``simple`` shares.
+"""``simple.UdpSocket`` (Chapel's ``udpSocket``), and what ``simple``'s roles share.
+
+``SocketRole`` is the part of ``TcpListener`` and ``UdpSocket`` that only
+hands on to the wrapped socket (closing, the descriptor, ``with``); the
+argument checks are ``simple``'s too.
 
 How this works: a ``UdpSocket`` wraps a datagram :class:`twinsock.net.Socket`
 and reads with ``Socket.recv_from``, one datagram per call.  ``twinsock.simple``
@@ -9,7 +13,7 @@ own so that ``simple`` stays short enough to read.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, Self
 
 from twinsock import net
 from twinsock._core.data import as_bytes
@@ -19,7 +23,7 @@ from twinsock.addresses import IPFamily, SocketAddress
 from twinsock.errors import AddressError
 from twinsock.nativesockets import Domain, Protocol, SockType, select_write
 
-__all__ = ["UdpSocket", "check_address", "check_family"]
+__all__ = ["SocketRole", "UdpSocket", "check_address", "check_family"]
 
 
 def check_family(family: object) -> IPFamily:
@@ -36,7 +40,44 @@ def check_address(address: object) -> None:
         raise TypeError(f"address must be a SocketAddress, not {address!r}")
 
 
-class UdpSocket:
+class SocketRole:
+    """A role that wraps one :class:`twinsock.net.Socket` (``_sock``): a context manager."""
+
+    _sock: net.Socket
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def socket_fd(self) -> int:
+        """The file descriptor (-1 once closed)."""
+        return self._sock.get_fd()
+
+    def fileno(self) -> int:
+        """The file descriptor, for ``select`` and friends.
+
+        Returns:
+            The descriptor number, or -1 once it is closed.
+        """
+        return self._sock.get_fd()
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self._sock.close()
+
+    def is_closed(self) -> bool:
+        """Tell whether it was closed.
+
+        Returns:
+            ``True`` once ``close()`` was called.
+        """
+        return self._sock.is_closed()
+
+
+class UdpSocket(SocketRole):
     """A UDP socket (Chapel's ``udpSocket``) of ``family`` (IPv4 or IPv6).
 
     Not bound when made: :func:`bind` it to receive on a known port; the first
@@ -58,12 +99,6 @@ class UdpSocket:
         self._family = fam
         self._sock = net.Socket(Domain(fam), SockType.SOCK_DGRAM, Protocol.IPPROTO_UDP)
 
-    def __enter__(self) -> UdpSocket:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self._sock.is_closed() else self._sock._where()
         return f"<twinsock.simple.UdpSocket {self._family.name} {state}>"
@@ -77,31 +112,6 @@ class UdpSocket:
     def net_socket(self) -> net.Socket:
         """The underlying datagram :class:`twinsock.net.Socket`."""
         return self._sock
-
-    @property
-    def socket_fd(self) -> int:
-        """The file descriptor (-1 once closed)."""
-        return self._sock.get_fd()
-
-    def fileno(self) -> int:
-        """The file descriptor, for ``select`` and friends.
-
-        Returns:
-            The descriptor number, or -1 once the socket is closed.
-        """
-        return self._sock.get_fd()
-
-    def close(self) -> None:
-        """Close the socket (idempotent)."""
-        self._sock.close()
-
-    def is_closed(self) -> bool:
-        """Tell whether the socket was closed.
-
-        Returns:
-            ``True`` once ``close()`` was called.
-        """
-        return self._sock.is_closed()
 
     def recvfrom(
         self, buffer_len: int, timeout: float | None = None, flags: int | SocketFlag = 0

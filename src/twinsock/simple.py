@@ -37,7 +37,7 @@ from twinsock import net
 from twinsock._base import SocketBase
 from twinsock._blocking.dial import dial_as
 from twinsock._core.deadline import check_timeout
-from twinsock._simple_udp import UdpSocket, check_address, check_family
+from twinsock._simple_udp import SocketRole, UdpSocket, check_address, check_family
 from twinsock.addresses import IPFamily, SocketAddress, check_port, is_ip_address
 from twinsock.errors import AddressError
 from twinsock.nativesockets import SOMAXCONN, Domain, Protocol, SockType
@@ -109,7 +109,7 @@ def _as_conn(sock: net.Socket) -> TcpConn:
     return sock
 
 
-class TcpListener:
+class TcpListener(SocketRole):
     """A TCP socket bound and listening (Chapel's ``tcpListener``); made by :func:`listen`.
 
     A context manager: ``with listen(address) as server: ...`` closes it.
@@ -126,12 +126,6 @@ class TcpListener:
         if not isinstance(sock, net.Socket):
             raise TypeError(f"TcpListener wraps a twinsock.net.Socket, not {sock!r}")
         self._sock = sock
-
-    def __enter__(self) -> TcpListener:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._sock.is_closed() else self._sock._where()
@@ -161,35 +155,10 @@ class TcpListener:
         """
         return _as_conn(self._sock.accept(timeout=timeout))
 
-    def close(self) -> None:
-        """Close the listening socket (idempotent)."""
-        self._sock.close()
-
-    def is_closed(self) -> bool:
-        """Tell whether the listener was closed.
-
-        Returns:
-            ``True`` once ``close()`` was called.
-        """
-        return self._sock.is_closed()
-
     @property
     def addr(self) -> SocketAddress:
         """The address the listener is bound to (the real port when bound to port 0)."""
         return SocketAddress.from_sockaddr(self._sock._open("addr").getsockname())
-
-    @property
-    def socket_fd(self) -> int:
-        """The file descriptor (-1 once closed)."""
-        return self._sock.get_fd()
-
-    def fileno(self) -> int:
-        """The file descriptor, for ``select`` and friends.
-
-        Returns:
-            The descriptor number, or -1 once the listener is closed.
-        """
-        return self._sock.get_fd()
 
     def set_nagle(self, enabled: bool) -> None:
         """Turn Nagle's algorithm on or off; on Linux, accepted connections inherit it.

@@ -61,26 +61,6 @@ __all__ = ["AsyncSocket"]
 
 @shared_docs(SOCKET, ASYNC)
 class AsyncSocket(Connecting, Datagrams):
-    """An asyncio socket with a read buffer, line reading and deadlines.
-
-    It runs on the event loop that first awaits one of its calls (the default
-    loop or uvloop).
-
-    Args:
-        domain: the address family (``Domain.AF_INET``, ``AF_INET6``,
-            ``AF_UNIX``).
-        sock_type: ``SockType.SOCK_STREAM``, ``SOCK_DGRAM``, ...
-        protocol: ``Protocol.IPPROTO_TCP``, ``IPPROTO_UDP``, ...; on
-            ``AF_UNIX`` the TCP and UDP values mean the family's default.
-        buffered: read through the read-ahead buffer: a read may take more
-            from the OS than it returns, and keeps the rest for the next one.
-        inheritable: let child processes inherit the descriptor.
-
-    Raises:
-        OSError: the OS refused the combination (``EAFNOSUPPORT``, a raw
-            socket without the privilege, ...).
-    """
-
     __slots__ = ()
 
     def __init__(

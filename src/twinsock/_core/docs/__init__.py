@@ -68,12 +68,18 @@ class Table:
         texts: member name to text; ``$word`` as the module's docstring says.
         words: more words, each a ``str`` for both twins or a ``(blocking,
             async)`` pair.
+        class_text: the class's own docstring (its constructor's ``Args``),
+            if the twins share it too.
     """
 
     def __init__(
-        self, texts: Mapping[str, str], words: Mapping[str, str | tuple[str, str]] | None = None
+        self,
+        texts: Mapping[str, str],
+        words: Mapping[str, str | tuple[str, str]] | None = None,
+        class_text: str | None = None,
     ) -> None:
         self.texts = dict(texts)
+        self.class_text = class_text
         self.words: dict[str, tuple[str, str]] = dict(WORDS)
         for name, value in (words or {}).items():
             self.words[name] = (value, value) if isinstance(value, str) else value
@@ -93,8 +99,25 @@ class Table:
             KeyError: ``name`` is not in the table, or its text uses a word
                 nobody defined.
         """
+        return self._render(self.texts[name], twin)
+
+    def render_class(self, twin: int) -> str | None:
+        """The class's docstring for one twin, or ``None`` if the table has none.
+
+        Args:
+            twin: ``BLOCKING`` or ``ASYNC``.
+
+        Returns:
+            The text as ``render`` makes it, or ``None``.
+
+        Raises:
+            KeyError: the text uses a word nobody defined.
+        """
+        return None if self.class_text is None else self._render(self.class_text, twin)
+
+    def _render(self, text: str, twin: int) -> str:
         vocabulary = {word: pair[twin] for word, pair in self.words.items()}
-        return _drop_empty_sections(_fill(inspect.cleandoc(self.texts[name]), vocabulary))
+        return _drop_empty_sections(_fill(inspect.cleandoc(text), vocabulary))
 
 
 def _fill(text: str, vocabulary: Mapping[str, str]) -> str:
@@ -127,7 +150,8 @@ def _drop_empty_sections(text: str) -> str:
 
 
 def shared_docs(table: Table, twin: int) -> Callable[[type[T]], type[T]]:
-    """A class decorator: every member ``table`` names gets its text for ``twin``.
+    """A class decorator: every member ``table`` names gets its text for ``twin``,
+    and the class its ``class_text``, if the table has one.
 
     Args:
         table: the texts (``sockets.SOCKET``, ``serving.SERVER``).
@@ -138,10 +162,19 @@ def shared_docs(table: Table, twin: int) -> Callable[[type[T]], type[T]]:
 
     Raises:
         TypeError: (when applied) the class lacks a member the table names, or
-            the member has a docstring of its own.
+            the member (or the class, for a table with a ``class_text``) has a
+            docstring of its own.
     """
 
     def apply(cls: type[T]) -> type[T]:
+        class_doc = table.render_class(twin)
+        if class_doc is not None:
+            if cls.__dict__.get("__doc__"):
+                raise TypeError(
+                    f"{cls.__name__} has a docstring of its own: its text lives in "
+                    "twinsock._core.docs"
+                )
+            cls.__doc__ = class_doc
         for name in table.texts:
             member = inspect.getattr_static(cls, name, None)
             target = member.__func__ if isinstance(member, classmethod | staticmethod) else member

@@ -482,5 +482,34 @@ _TEXTS = {
         """,
 }
 
-#: The texts of the methods both socket twins define (``shared_docs(SOCKET, ...)``).
-SOCKET = Table(_TEXTS, _WORDS)
+_CLASS_TEXT = r"""$socket_kind with a read buffer, line reading and deadlines.
+
+$loop_note
+
+Args:
+    domain: the address family (``Domain.AF_INET``, ``AF_INET6``,
+        ``AF_UNIX``).
+    sock_type: ``SockType.SOCK_STREAM``, ``SOCK_DGRAM``, ...
+    protocol: ``Protocol.IPPROTO_TCP``, ``IPPROTO_UDP``, ...; on
+        ``AF_UNIX`` the TCP and UDP values mean the family's default.
+    buffered: read through the read-ahead buffer: a read may take more
+        from the OS than it returns, and keeps the rest for the next one.
+    inheritable: let child processes inherit the descriptor.
+
+Raises:
+    OSError: the OS refused the combination (``EAFNOSUPPORT``, a raw
+        socket without the privilege, ...).
+"""
+
+_CLASS_WORDS: dict[str, str | tuple[str, str]] = {
+    "socket_kind": ("A blocking socket", "An asyncio socket"),
+    "loop_note": (
+        "",
+        "It runs on the event loop that first awaits one of its calls (the default\n"
+        "loop or uvloop).",
+    ),
+}
+
+#: The texts of the methods both socket twins define, and the class's own
+#: (``shared_docs(SOCKET, ...)``).
+SOCKET = Table(_TEXTS, _WORDS | _CLASS_WORDS, class_text=_CLASS_TEXT)
